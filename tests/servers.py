@@ -1,0 +1,451 @@
+"""Local S3 servers for tests, the demo and benchmarks (no pytest dependency).
+
+    from servers import MotoServer, RadosGW
+
+    with MotoServer() as s3:                       # moto's standalone server, ~1 s
+        s3.make_bucket("bkt", {"a/b": b"data"})
+        opts = s3.plugin_options()                  # "provider=S3_RGW:key=...:...:secure=false:region=..."
+
+    if RadosGW.available():
+        with RadosGW() as s3:                       # real Ceph radosgw (memstore), ~2-3 s
+            ...
+
+Both servers listen on 127.0.0.1 only, on free ports, and expose the same attributes:
+``host``, ``port``, ``key``, ``secret``, ``provider`` (name of a libcloud ``Provider``
+constant), ``region``, ``endpoint_url``, and the methods ``plugin_options()``,
+``boto3_client()``, ``libcloud_driver()``, ``make_bucket(name, objects)``, ``stop()``.
+
+Facts this relies on (../shared/reference/s3-servers.md):
+* libcloud's ``S3_RGW`` driver works against both. Its ``create_container`` sends
+  ``LocationConstraint=<region>``; RGW's zonegroup is ``default``, so region must be
+  ``default`` there. moto accepts that too, so both servers use region ``default``.
+* moto checks no signatures at all; RGW does.
+* boto3 stores odd keys (``a//b``, ``/lead``, ``a/../b``, ``.``) exactly; libcloud does not, so
+  fixtures are written with boto3.
+"""
+
+import atexit
+import os
+import random
+import secrets
+import shutil
+import signal
+import socket
+import string
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+
+__all__ = ["S3Server", "MotoServer", "RadosGW", "free_port", "shared_dir", "repo_root"]
+
+HOST = "127.0.0.1"
+
+
+def repo_root():
+    return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def shared_dir():
+    """The project's shared/ directory: $BAREOS_LIBCLOUD_SHARED or <repo>/../shared."""
+    env = os.environ.get("BAREOS_LIBCLOUD_SHARED")
+    if env:
+        return os.path.abspath(env)
+    return os.path.join(os.path.dirname(repo_root()), "shared")
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that was free a moment ago (bound to port 0 and released)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def _port_is_free(port):
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind((HOST, port))
+        except OSError:
+            return False
+    return True
+
+
+def _free_port_block(size, low=20000, high=32000, tries=200):
+    """First port of `size` consecutive free ports, below Linux's ephemeral range (32768+), so
+    that client connections cannot grab them between the check and the daemons' binds."""
+    rnd = random.SystemRandom()
+    for _ in range(tries):
+        base = rnd.randrange(low, high - size)
+        if all(_port_is_free(p) for p in range(base, base + size)):
+            return base
+    raise RuntimeError("no block of %d free ports in %d-%d" % (size, low, high))
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    return True
+
+
+def _random_token(n, alphabet=string.ascii_letters + string.digits):
+    # letters and digits only: ':' and '=' would break the plugin option string
+    return "".join(secrets.choice(alphabet) for _ in range(n))
+
+
+def _tail(path, n=40):
+    try:
+        with open(path, errors="replace") as f:
+            return "".join(f.readlines()[-n:])
+    except OSError:
+        return ""
+
+
+class S3Server:
+    """Common part of the local servers. Subclasses set the attributes and start()/stop()."""
+
+    host = HOST
+    port = None
+    key = None
+    secret = None
+    provider = "S3_RGW"
+    region = "default"
+    secure = False
+
+    # -- connection details -------------------------------------------------------------------
+    @property
+    def endpoint_url(self):
+        return "http://%s:%d" % (self.host, self.port)
+
+    def plugin_options(self, region=True):
+        """Plugin option string fragment, without leading or trailing ':'."""
+        parts = [
+            "provider=%s" % self.provider,
+            "key=%s" % self.key,
+            "secret=%s" % self.secret,
+            "host=%s" % self.host,
+            "port=%d" % self.port,
+            "secure=false",
+        ]
+        if region and self.region:
+            parts.append("region=%s" % self.region)
+        return ":".join(parts)
+
+    def boto3_client(self, **config):
+        """boto3 S3 client: SigV4, path-style addressing, this server's endpoint and region."""
+        import boto3
+        from botocore.config import Config
+
+        kw = dict(signature_version="s3v4", s3={"addressing_style": "path"},
+                  retries={"max_attempts": 3, "mode": "standard"},
+                  max_pool_connections=32)
+        kw.update(config)
+        try:
+            # botocore >= 1.36 adds CRC checksums (aws-chunked trailers) to every PUT by
+            # default; Ceph Pacific's RGW does not understand them. Only when required.
+            cfg = Config(request_checksum_calculation="when_required",
+                         response_checksum_validation="when_required", **kw)
+        except TypeError:  # older botocore without these options
+            cfg = Config(**kw)
+        return boto3.client("s3", endpoint_url=self.endpoint_url, aws_access_key_id=self.key,
+                            aws_secret_access_key=self.secret, region_name=self.region,
+                            config=cfg)
+
+    def libcloud_driver(self, **kwargs):
+        """A libcloud storage driver for this server (kwargs go to the driver, e.g.
+        signature_version='2')."""
+        from libcloud.storage.providers import Provider, get_driver
+
+        cls = get_driver(getattr(Provider, self.provider))
+        return cls(self.key, self.secret, host=self.host, port=self.port, secure=False,
+                   region=self.region, **kwargs)
+
+    # -- fixtures ---------------------------------------------------------------------------
+    def make_bucket(self, name, objects=None, threads=16):
+        """Create bucket `name` and upload `objects` ({key: bytes}) with boto3, which keeps
+        every key exactly as given. Uses a thread pool when there are many objects."""
+        client = self.boto3_client()
+        if self.region and self.region != "us-east-1":
+            # moto insists on a constraint matching the signed region; RGW accepts its own
+            # zonegroup name (what libcloud's create_container sends, too)
+            client.create_bucket(Bucket=name, CreateBucketConfiguration={
+                "LocationConstraint": self.region})
+        else:
+            client.create_bucket(Bucket=name)
+        objects = objects or {}
+
+        def put(item):
+            client.put_object(Bucket=name, Key=item[0], Body=item[1])
+
+        if len(objects) <= 8 or threads <= 1:
+            for item in objects.items():
+                put(item)
+        else:
+            with ThreadPoolExecutor(max_workers=threads) as pool:
+                for _ in pool.map(put, objects.items()):
+                    pass
+        return name
+
+    def list_keys(self, name):
+        """All keys in bucket `name` (boto3, exact), in listing order."""
+        client = self.boto3_client()
+        keys = []
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=name):
+            keys.extend(o["Key"] for o in page.get("Contents", []))
+        return keys
+
+    # -- lifecycle --------------------------------------------------------------------------
+    def start(self):
+        raise NotImplementedError
+
+    def stop(self):
+        raise NotImplementedError
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def __repr__(self):
+        return "<%s %s>" % (type(self).__name__, self.endpoint_url if self.port else "stopped")
+
+
+class MotoServer(S3Server):
+    """moto's standalone server (``python -m moto.server``) as a subprocess on a free port.
+
+    moto accepts any credentials and checks no signatures; a random key/secret is used anyway.
+    """
+
+    def __init__(self, port=None, start_timeout=60):
+        self.port = port
+        self.key = "MOTO" + _random_token(16).upper()
+        self.secret = _random_token(40)
+        self.start_timeout = start_timeout
+        self.proc = None
+        self.logdir = None
+        self.start_seconds = None
+
+    @property
+    def log_path(self):
+        return os.path.join(self.logdir, "moto.log") if self.logdir else None
+
+    def start(self):
+        if self.proc is not None:
+            return self
+        t0 = time.monotonic()
+        self.logdir = tempfile.mkdtemp(prefix="bareos-libcloud-moto-")
+        if self.port is None:
+            self.port = free_port()
+        env = dict(os.environ)
+        # moto reads these for anything not signed into a request; keep them out of the user's.
+        env.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+        with open(self.log_path, "wb") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(self.port)],
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+        atexit.register(self.stop)
+        deadline = time.monotonic() + self.start_timeout
+        while True:
+            if self.proc.poll() is not None:
+                out = _tail(self.log_path)
+                self.stop()
+                raise RuntimeError("moto server exited with %s:\n%s" % (self.proc_rc, out))
+            try:
+                with urllib.request.urlopen(self.endpoint_url + "/moto-api/", timeout=2):
+                    break
+            except urllib.error.HTTPError:
+                break  # any HTTP answer means it is serving
+            except OSError:
+                if time.monotonic() > deadline:
+                    out = _tail(self.log_path)
+                    self.stop()
+                    raise RuntimeError("moto server did not answer within %ss:\n%s"
+                                       % (self.start_timeout, out))
+                time.sleep(0.05)
+        self.start_seconds = time.monotonic() - t0
+        return self
+
+    proc_rc = None
+
+    def stop(self):
+        proc, self.proc = self.proc, None
+        if proc is not None:
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+            self.proc_rc = proc.returncode
+        try:
+            atexit.unregister(self.stop)
+        except Exception:  # noqa: BLE001
+            pass
+        if self.logdir:
+            shutil.rmtree(self.logdir, ignore_errors=True)
+            self.logdir = None
+
+    def reset(self):
+        """Drop all buckets and objects (moto's reset API)."""
+        req = urllib.request.Request(self.endpoint_url + "/moto-api/reset", method="POST")
+        urllib.request.urlopen(req, timeout=10).close()
+
+
+class RadosGW(S3Server):
+    """A throw-away single-node Ceph with radosgw, via shared/servers/ceph-rgw-start|stop.
+
+    Everything lives in a private temp dir (CEPH_DIR), the ports are free ones (a block of 100
+    below the ephemeral range: MON_PORT, MON_PORT+1, and +10..+99 for the daemons; the S3
+    endpoint gets MON_PORT+2), and the S3 user gets a random key and secret. ``stop()`` runs
+    ``ceph-rgw-stop --wipe`` (after a SIGKILL of the daemons unless ``graceful_stop=True``:
+    a graceful stop takes about 10 s, and the data is wiped anyway). Needs ``apt-get install -y --no-install-recommends ceph-mon
+    ceph-osd radosgw``; check ``RadosGW.available()`` first.
+    """
+
+    TOOLS = ("ceph-mon", "ceph-osd", "radosgw", "radosgw-admin", "ceph", "ceph-authtool",
+             "monmaptool", "uuidgen", "curl")
+    region = "default"
+
+    def __init__(self, store="memstore", store_bytes=4 << 30, with_mgr=False,
+                 start_timeout=300, graceful_stop=False):
+        self.store = store
+        self.graceful_stop = graceful_stop
+        self.store_bytes = store_bytes
+        self.with_mgr = with_mgr
+        self.start_timeout = start_timeout
+        self.key = _random_token(20, string.ascii_uppercase + string.digits)
+        self.secret = _random_token(40)
+        self.port = None
+        self.mon_port = None
+        self.tmpdir = None
+        self.ceph_dir = None
+        self.start_seconds = None
+        self.start_output = ""
+
+    # -- availability ---------------------------------------------------------------------
+    @staticmethod
+    def scripts():
+        d = os.path.join(shared_dir(), "servers")
+        return os.path.join(d, "ceph-rgw-start"), os.path.join(d, "ceph-rgw-stop")
+
+    @classmethod
+    def missing(cls):
+        """What is missing to run radosgw here (empty list: available)."""
+        out = ["%s (not on PATH)" % t for t in cls.TOOLS if shutil.which(t) is None]
+        out += ["%s (file missing)" % s for s in cls.scripts() if not os.path.isfile(s)]
+        return out
+
+    @classmethod
+    def available(cls):
+        return not cls.missing()
+
+    # -- lifecycle --------------------------------------------------------------------------
+    def _env(self):
+        env = dict(os.environ)
+        env.update(CEPH_DIR=self.ceph_dir, RGW_PORT=str(self.port), MON_PORT=str(self.mon_port),
+                   OSD_STORE=self.store, STORE_BYTES=str(self.store_bytes),
+                   WITH_MGR="1" if self.with_mgr else "0",
+                   S3_ACCESS_KEY=self.key, S3_SECRET_KEY=self.secret)
+        return env
+
+    def start(self):
+        if self.ceph_dir is not None:
+            return self
+        missing = self.missing()
+        if missing:
+            raise RuntimeError("radosgw not available: missing " + ", ".join(missing))
+        start_script, _ = self.scripts()
+        t0 = time.monotonic()
+        self.tmpdir = tempfile.mkdtemp(prefix="bareos-libcloud-rgw-")
+        self.ceph_dir = os.path.join(self.tmpdir, "ceph")
+        atexit.register(self.stop)
+        last = ""
+        for attempt in range(3):
+            self.mon_port = _free_port_block(100)
+            self.port = self.mon_port + 2  # inside the checked block, unused by the script
+            try:
+                r = subprocess.run(["bash", start_script], env=self._env(),
+                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                   stdin=subprocess.DEVNULL, text=True,
+                                   timeout=self.start_timeout)
+                rc, last = r.returncode, r.stdout
+            except subprocess.TimeoutExpired as e:
+                rc = "timeout after %ss" % self.start_timeout
+                last = (e.stdout or b"").decode(errors="replace") if isinstance(
+                    e.stdout, bytes) else (e.stdout or "")
+            if rc == 0:
+                self.start_output = last
+                self.start_seconds = time.monotonic() - t0
+                return self
+            self._stop_daemons()
+            if "already in use" not in last:  # a port race is worth a retry, nothing else
+                break
+        self.stop()
+        raise RuntimeError("ceph-rgw-start failed (%s):\n%s" % (rc, last[-4000:]))
+
+    DAEMONS = ("client.rgw.x", "osd.0", "mgr.x", "mon.a")  # ceph-rgw-stop's order
+
+    def _kill_daemons(self):
+        """SIGKILL the daemons: the cluster is wiped anyway, and radosgw alone needs about 6 s
+        to exit on SIGTERM (osd and mon 2 s each)."""
+        pids = []
+        for name in self.DAEMONS:
+            try:
+                with open(os.path.join(self.ceph_dir, "run", name + ".pid")) as f:
+                    pid = int(f.read().strip())
+                os.kill(pid, signal.SIGKILL)
+                pids.append(pid)
+            except (OSError, ValueError):
+                pass
+        deadline = time.monotonic() + 5
+        while pids and time.monotonic() < deadline:
+            pids = [p for p in pids if _alive(p)]
+            time.sleep(0.02)
+
+    def _stop_daemons(self):
+        _, stop_script = self.scripts()
+        if self.ceph_dir and not self.graceful_stop:
+            self._kill_daemons()
+        if self.ceph_dir and os.path.isfile(stop_script):
+            subprocess.run(["bash", stop_script, "--wipe"], env=self._env(),
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                           stdin=subprocess.DEVNULL, timeout=120)
+
+    def stop(self):
+        if self.ceph_dir is None:
+            return
+        try:
+            self._stop_daemons()
+        finally:
+            shutil.rmtree(self.tmpdir, ignore_errors=True)
+            self.ceph_dir = self.tmpdir = None
+            try:
+                atexit.unregister(self.stop)
+            except Exception:  # noqa: BLE001
+                pass
+
+    def log_dir(self):
+        return os.path.join(self.ceph_dir, "log") if self.ceph_dir else None
+
+
+if __name__ == "__main__":
+    # python3 tests/servers.py [moto|rgw]  - start a server and keep it up until Ctrl-C
+    kind = sys.argv[1] if len(sys.argv) > 1 else "moto"
+    srv = RadosGW() if kind == "rgw" else MotoServer()
+    with srv:
+        print("%s up in %.1fs" % (srv, srv.start_seconds))
+        print("plugin options:", srv.plugin_options())
+        print("endpoint: %s key=%s secret=%s region=%s"
+              % (srv.endpoint_url, srv.key, srv.secret, srv.region))
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
