@@ -1,0 +1,289 @@
+"""One backup (or estimate) as the job thread runs it: listing in, objects out in order.
+
+The lister process streams the listing; every entry is planned (skip, declare, prefetch or
+stream) by :class:`ChangePolicy`; downloads go to the :class:`~.prefetch.PrefetchPool`.
+``next_object`` hands Bareos the next object with the attributes of the bytes it will read.
+"""
+
+import collections
+import time
+from multiprocessing.connection import wait
+
+from . import naming
+from .helpers import Helper
+from .prefetch import FAILED, VANISHED, Download, JobCancelled, PrefetchPool
+from .streaming import ObjectReader
+from .worker import lister_main
+
+SKIP, DECLARE, PREFETCH, STREAM = "skip", "declare", "prefetch", "stream"
+STARTUP_SECONDS = 120
+
+
+class SetupFailed(Exception):
+    """The job cannot start (bad provider, refused credentials, unreachable host...)."""
+
+
+class ChangePolicy:
+    """Decides per listed object whether this job saves it and how.
+
+    An object is new or changed when its Last-Modified is at or after the since time.  In an
+    accurate incremental, unchanged objects are still declared so Bareos marks them seen.
+    """
+
+    def __init__(self, since, accurate, prefetch_size, estimate):
+        self.since = since or 0
+        self.accurate = accurate
+        self.prefetch_size = prefetch_size
+        self.estimate = estimate
+
+    def changed(self, mtime):
+        return self.since == 0 or mtime is None or mtime >= self.since
+
+    def plan(self, size, mtime):
+        if not self.changed(mtime):
+            return DECLARE if self.accurate else SKIP
+        if self.estimate:
+            return DECLARE
+        return PREFETCH if size < self.prefetch_size else STREAM
+
+
+class Item:
+    """An object Bareos is told about."""
+
+    __slots__ = ("bucket", "key", "fname", "plan", "download", "size", "mtime", "etag")
+
+    def __init__(self, bucket, key, plan, download, size, mtime, etag):
+        self.bucket, self.key, self.plan, self.download = bucket, key, plan, download
+        self.size, self.mtime, self.etag = size, mtime, etag
+        self.fname = naming.object_fname(bucket, key)
+
+
+class Stats:
+    """The job's counters (listed = saved + unchanged + vanished + failed + skipped)."""
+
+    def __init__(self):
+        self.listed = self.saved = self.unchanged = self.vanished = self.failed = 0
+        self.declared = self.bytes = 0
+        self.started = time.monotonic()
+
+    def summary(self):
+        seconds = max(time.monotonic() - self.started, 0.001)
+        return (
+            "%d objects listed, %d saved (%s), %d unchanged, %d vanished, %d failed in %.1f s (%.1f MB/s)"
+            % (self.listed, self.saved, _size(self.bytes), self.unchanged, self.vanished, self.failed,
+               seconds, self.bytes / seconds / 1e6)
+        )
+
+
+def _size(count):
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if count < 1024 or unit == "GiB":
+            return ("%d %s" % (count, unit)) if unit == "B" else ("%.1f %s" % (count, unit))
+        count /= 1024.0
+
+
+class BackupSession:
+    """The backup side of one job."""
+
+    def __init__(self, opts, log, policy, python, cancelled):
+        self.opts = opts
+        self.log = log
+        self.policy = policy
+        self.python = python
+        self.cancelled = cancelled
+        self.config = {
+            "provider": opts.provider,
+            "driver_kwargs": opts.driver_kwargs,
+            "timeout": opts.timeout,
+            "buckets_include": opts.buckets_include,
+            "buckets_exclude": opts.buckets_exclude,
+            "prefix": opts.prefix,
+        }
+        self.stats = Stats()
+        self.lister = None
+        self.listing_done = False
+        self.buckets = []
+        self.complete_buckets = set()
+        self.failed_names = set()  # fnames not saved this job: check_file keeps their old copy
+        self.upcoming = collections.deque()
+        self.seq = 0
+        self.pool = None
+        if not policy.estimate:
+            self.pool = PrefetchPool(
+                self.config,
+                python,
+                workers=opts.nb_prefetcher,
+                queue_size=opts.queue_size,
+                memory_budget=opts.prefetch_memory,
+                inline_limit=max(opts.prefetch_size - 1, 0),
+                stall_seconds=opts.timeout * 4 + 30,
+                cancelled=cancelled,
+                debug=log.debug,
+            )
+
+    # -- start and end ---------------------------------------------------------------------
+    def start(self):
+        """Start the lister and wait until it has checked credentials and buckets."""
+        self.lister = Helper("bareos-libcloud-lister", lister_main, self.config, self.python)
+        deadline = time.monotonic() + STARTUP_SECONDS + self.opts.timeout
+        while True:
+            if self.cancelled.is_set():
+                raise JobCancelled()
+            if time.monotonic() > deadline:
+                raise SetupFailed("the object store did not answer within %d s" % (deadline - self.stats.started))
+            if not wait([self.lister.conn], 0.2):
+                continue
+            message = self._receive_listing()
+            if message is None:
+                raise SetupFailed("the listing process ended before it could start (see the debug log)")
+            if message[0] == "fatal":
+                raise SetupFailed(message[1])
+            if message[0] == "ready":
+                self.buckets = message[1]
+                self.log.debug("buckets to back up: %s" % ", ".join(self.buckets))
+                return
+
+    def close(self):
+        """End every helper process; safe to call more than once, also on cancel."""
+        if self.pool is not None:
+            self.pool.close()
+        if self.lister is not None:
+            self.lister.stop(grace=0.5)
+
+    # -- the listing -----------------------------------------------------------------------
+    def _receive_listing(self):
+        try:
+            return self.lister.conn.recv()
+        except (EOFError, OSError):
+            return None
+
+    def _take_listing(self, block):
+        """Read one lister message into ``upcoming``; False when no more will come."""
+        if self.listing_done:
+            return False
+        if not block and not self.lister.conn.poll(0):
+            return True
+        while not self.lister.conn.poll(0.2):
+            if self.cancelled.is_set():
+                raise JobCancelled()
+            if self.pool is not None:
+                self.pool.pump(0.0)
+            if not self.lister.process.is_alive() and not self.lister.conn.poll(0):
+                break
+        message = self._receive_listing()
+        if message is None:
+            self.listing_done = True
+            self.log.error("the listing process ended unexpectedly; the backup is incomplete")
+            return False
+        kind = message[0]
+        if kind == "entries":
+            self._plan(message[1], message[2])
+        elif kind == "warning":
+            self.log.warning(message[1])
+        elif kind == "bucket_done":
+            self.complete_buckets.add(message[1])
+        elif kind == "bucket_failed":
+            self.log.error("listing bucket %r failed, its objects are not all saved: %s" % (message[1], message[2]))
+        elif kind == "fatal":
+            self.listing_done = True
+            self.log.fatal(message[1])
+        elif kind == "done":
+            self.listing_done = True
+        return not self.listing_done
+
+    def _plan(self, bucket, entries):
+        for key, size, mtime, etag in entries:
+            self.stats.listed += 1
+            plan = self.policy.plan(size, mtime)
+            if plan == SKIP:
+                self.stats.unchanged += 1
+                continue
+            download = None
+            if plan == PREFETCH:
+                self.seq += 1
+                download = Download(self.seq, bucket, key, {"size": size, "mtime": mtime, "etag": etag})
+                self.pool.add(download)
+            try:
+                self.upcoming.append(Item(bucket, key, plan, download, size, mtime, etag))
+            except naming.BadName as exc:
+                self.stats.failed += 1
+                self.log.error("object %r in bucket %r cannot be named: %s" % (key, bucket, exc))
+
+    def _fill(self):
+        """Keep the listing ahead of Bareos, without blocking while anything is queued."""
+        while not self.listing_done and (not self.upcoming or self._has_room()):
+            if not self._take_listing(block=not self.upcoming):
+                break
+            if self.upcoming and not self.lister.conn.poll(0):
+                break
+
+    def _has_room(self):
+        if self.pool is None:
+            return len(self.upcoming) < self.opts.queue_size
+        return self.pool.has_room() and len(self.upcoming) < self.opts.queue_size * 4
+
+    # -- objects -----------------------------------------------------------------------------
+    def next_object(self):
+        """The next Item for Bareos (attributes final), or None at the end of the listing."""
+        while True:
+            self._fill()
+            if self.pool is not None:
+                self.pool.pump(0.0)
+            if not self.upcoming:
+                return None
+            item = self.upcoming.popleft()
+            if item.plan == DECLARE:
+                self.stats.declared += 1
+                return item
+            if item.plan == STREAM:
+                self.seq += 1
+                item.download = Download(
+                    self.seq, item.bucket, item.key, {"size": item.size, "mtime": item.mtime, "etag": item.etag}
+                )
+            if self._settle(item):
+                return item
+
+    def _settle(self, item):
+        """Wait for the item's download to know its attributes; False if it is not saved."""
+        download = item.download
+        self.pool.wait_settled(download)
+        if download.state == VANISHED:
+            self.stats.vanished += 1
+            self.pool.release(download)
+            self.log.warning("object %r in bucket %r was deleted before it could be read; not saved"
+                             % (item.key, item.bucket))
+            return False
+        if download.state == FAILED:
+            self.not_saved(item, download.error)
+            self.pool.release(download)
+            return False
+        if download.size is not None:
+            item.size = download.size
+        if download.etag and item.etag and download.etag != item.etag and download.mtime:
+            item.mtime = download.mtime  # changed since the listing: describe the bytes we read
+        item.etag = download.etag or item.etag
+        return True
+
+    def not_saved(self, item, reason):
+        self.stats.failed += 1
+        self.failed_names.add(item.fname)
+        self.log.error("object %r in bucket %r could not be saved: %s" % (item.key, item.bucket, reason))
+
+    def open_on_demand(self, item):
+        """Bareos reads an object the plan did not fetch (accurate found it changed)."""
+        self.seq += 1
+        item.download = Download(
+            self.seq, item.bucket, item.key, {"size": item.size, "mtime": item.mtime, "etag": item.etag}
+        )
+        self.pool.wait_settled(item.download)
+        return item.download.state not in (VANISHED, FAILED)
+
+    def reader(self, item):
+        """An :class:`~.streaming.ObjectReader` for the item's bytes."""
+        return ObjectReader(self.pool, item.download)
+
+    def done_with(self, item):
+        """Bareos finished with the item (also after a failed or partial read)."""
+        if item.download is not None:
+            self.pool.release(item.download)
+            item.download = None

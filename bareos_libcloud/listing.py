@@ -1,0 +1,127 @@
+"""Which buckets and objects a job covers (runs in the lister process).
+
+Produces the lister's messages (see worker.py) in listing order, streaming: memory does not
+grow with the number of objects in a bucket.
+"""
+
+from .timeutil import to_epoch
+
+BATCH = 1000
+
+
+def _error_text(exc):
+    value = getattr(exc, "value", None)
+    text = value if isinstance(value, str) and value else str(exc)
+    return "%s: %s" % (type(exc).__name__, text) if text else type(exc).__name__
+
+
+def _is_creds_error(exc):
+    from libcloud.common.types import InvalidCredsError
+
+    return isinstance(exc, InvalidCredsError)
+
+
+def _is_missing_bucket(exc):
+    from libcloud.storage.types import ContainerDoesNotExistError
+
+    return isinstance(exc, ContainerDoesNotExistError) or "NoSuchBucket" in str(exc)
+
+
+def _where(config):
+    kw = config["driver_kwargs"]
+    host = kw.get("host")
+    return "%s:%s" % (host, kw["port"]) if host and "port" in kw else (host or config["provider"])
+
+
+def _startup_failure(exc, config):
+    if _is_creds_error(exc):
+        return "the object store at %s refused the credentials (check key and secret)" % _where(config)
+    return "cannot list buckets at %s: %s" % (_where(config), _error_text(exc))
+
+
+def select_buckets(drv, config):
+    """``(containers, warnings)`` for buckets_include/buckets_exclude."""
+    include = config.get("buckets_include")
+    exclude = set(config.get("buckets_exclude") or ())
+    warnings = []
+    if include:
+        chosen = []
+        for name in include:
+            if name in exclude:
+                continue
+            try:
+                chosen.append(drv.get_container(name))
+            except Exception as exc:  # noqa: BLE001 - classified below
+                if _is_missing_bucket(exc):
+                    warnings.append("bucket %r named in buckets_include does not exist" % name)
+                else:
+                    raise
+        return chosen, warnings
+    containers = list(drv.iterate_containers())
+    names = {c.name for c in containers}
+    for name in sorted(exclude - names):
+        warnings.append("bucket %r named in buckets_exclude does not exist" % name)
+    return [c for c in containers if c.name not in exclude], warnings
+
+
+def _entry(obj):
+    try:
+        mtime = to_epoch((obj.extra or {}).get("last_modified"))
+    except ValueError:
+        mtime = None
+    return (obj.name, int(obj.size or 0), mtime, obj.hash or None)
+
+
+def _batches(drv, container, prefix):
+    batch = []
+    for obj in drv.iterate_container_objects(container, prefix=prefix or None):
+        batch.append(_entry(obj))
+        if len(batch) >= BATCH:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def list_all(drv, config):
+    """Yield the lister's messages for one job."""
+    prefix = config.get("prefix")
+    try:
+        containers, warnings = select_buckets(drv, config)
+        # Force the first listing request now, so refused credentials fail the job at start.
+        first = None
+        while containers and first is None:
+            iterator = _batches(drv, containers[0], prefix)
+            try:
+                first = next(iterator, [])
+            except Exception as exc:  # noqa: BLE001 - classified below
+                if not _is_missing_bucket(exc):
+                    raise
+                warnings.append("bucket %r does not exist" % containers.pop(0).name)
+    except Exception as exc:  # noqa: BLE001 - reported as the job's fatal error
+        yield ("fatal", _startup_failure(exc, config))
+        return
+    for text in warnings:
+        yield ("warning", text)
+    yield ("ready", [c.name for c in containers])
+    for index, container in enumerate(containers):
+        try:
+            if index == 0:
+                if first:
+                    yield ("entries", container.name, first)
+                batches = iterator
+            else:
+                batches = _batches(drv, container, prefix)
+            for batch in batches:
+                yield ("entries", container.name, batch)
+        except Exception as exc:  # noqa: BLE001 - the job names the bucket and carries on
+            if _is_creds_error(exc):
+                yield ("bucket_failed", container.name, "access denied while listing")
+            elif _is_missing_bucket(exc):
+                yield ("warning", "bucket %r disappeared while it was listed" % container.name)
+                yield ("bucket_done", container.name)
+            else:
+                yield ("bucket_failed", container.name, _error_text(exc))
+            continue
+        yield ("bucket_done", container.name)
+    yield ("done",)

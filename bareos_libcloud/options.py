@@ -1,0 +1,296 @@
+"""The plugin's options: parsing the plugin string, the credentials file, validation.
+
+bareos-fd hands Python the FileSet's ``key=value`` pairs joined by ``:`` with a trailing ``:``
+(``module_path``/``module_name`` already removed, backslashes kept).  ``\\:`` escapes a colon
+inside a value and ``\\\\`` a backslash.  Every option this module does not know is passed to the
+libcloud driver.  Nothing here imports libcloud: the job's own interpreter stays network-free.
+"""
+
+import os
+import re
+import stat
+from dataclasses import dataclass, field
+
+DEFAULT_NB_PREFETCHER = 24
+DEFAULT_QUEUE_SIZE = 1000
+DEFAULT_PREFETCH_SIZE = 10 * 1024 * 1024
+DEFAULT_PREFETCH_MEMORY = 256 * 1024 * 1024
+DEFAULT_TIMEOUT = 60
+DEFAULT_PROGRESS_INTERVAL = 10000
+
+#: Options whose values are secrets: never shown in any message.
+SECRET_OPTIONS = frozenset({"key", "secret", "token", "password"})
+
+#: Options the plugin itself consumes (everything else goes to the libcloud driver).
+PLUGIN_OPTIONS = frozenset(
+    {
+        "provider",
+        "buckets_include",
+        "buckets_exclude",
+        "prefix",
+        "nb_prefetcher",
+        "queue_size",
+        "prefetch_size",
+        "prefetch_memory",
+        "debug",
+        "credentials_file",
+        "timeout",
+        "progress_interval",
+        "python",
+    }
+)
+
+#: Options of the driver that the plugin converts to a type before passing them on.
+_DRIVER_INT = frozenset({"port"})
+_DRIVER_BOOL = frozenset({"secure"})
+
+_TRUE = {"1", "true", "yes", "on", "y", "t"}
+_FALSE = {"0", "false", "no", "off", "n", "f"}
+_SIZE_RE = re.compile(r"^\s*(\d+)\s*([kmgt]?)(i?b)?\s*$", re.IGNORECASE)
+_SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class OptionError(ValueError):
+    """A bad option; the message names the option and never contains a secret value."""
+
+
+def is_secret_option(name):
+    """True for options whose value must never be shown."""
+    name = name.lower()
+    return name in SECRET_OPTIONS or name.endswith(("_key", "_secret", "_token", "_password"))
+
+
+def split_plugin_string(text):
+    """Split ``k1=v1:k2=v2:`` into ``[(k1, v1), (k2, v2)]``, honouring ``\\:`` and ``\\\\``."""
+    pairs = []
+    for number, part in enumerate(_split_unescaped(text, ":"), 1):
+        if not part.strip():
+            continue
+        if "=" not in part:
+            # The text is not shown: it may be the tail of a secret that holds a colon.
+            raise OptionError(
+                "plugin option number %d is not key=value (write a ':' inside a value as '\\:')" % number
+            )
+        key, value = part.split("=", 1)
+        pairs.append((key.strip(), _unescape(value)))
+    return pairs
+
+
+def _split_unescaped(text, sep):
+    parts, cur, i = [], [], 0
+    while i < len(text):
+        ch = text[i]
+        if ch == "\\" and i + 1 < len(text):
+            cur.append(text[i : i + 2])
+            i += 2
+            continue
+        if ch == sep:
+            parts.append("".join(cur))
+            cur = []
+        else:
+            cur.append(ch)
+        i += 1
+    parts.append("".join(cur))
+    return parts
+
+
+def _unescape(value):
+    out, i = [], 0
+    while i < len(value):
+        if value[i] == "\\" and i + 1 < len(value) and value[i + 1] in ":\\":
+            out.append(value[i + 1])
+            i += 2
+        else:
+            out.append(value[i])
+            i += 1
+    return "".join(out)
+
+
+def read_credentials_file(path):
+    """Read ``key=value`` lines (``#``/``;`` comments, blank lines ignored) from ``path``."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            lines = handle.read().splitlines()
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        raise OptionError("credentials_file %r cannot be read: %s" % (path, exc.strerror or exc))
+    except UnicodeDecodeError:
+        raise OptionError("credentials_file %r is not UTF-8 text" % path)
+    pairs = []
+    for number, line in enumerate(lines, 1):
+        line = line.strip()
+        if not line or line.startswith(("#", ";")):
+            continue
+        if "=" not in line:
+            raise OptionError("credentials_file %r line %d is not key=value" % (path, number))
+        key, value = line.split("=", 1)
+        pairs.append((key.strip(), value.strip()))
+    world_readable = bool(mode & stat.S_IROTH)
+    return pairs, world_readable
+
+
+def parse_bool(name, value):
+    lowered = value.strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise OptionError("option %s=%r is not a boolean (use yes or no)" % (name, value))
+
+
+def parse_int(name, value, minimum=None, maximum=None):
+    try:
+        number = int(value.strip(), 10)
+    except ValueError:
+        raise OptionError("option %s=%r is not a whole number" % (name, value))
+    _check_range(name, number, minimum, maximum)
+    return number
+
+
+def parse_size(name, value, minimum=None, maximum=None):
+    """A byte count: ``10485760``, ``10M``, ``10MiB``, ``512k`` (binary units)."""
+    match = _SIZE_RE.match(value)
+    if not match:
+        raise OptionError("option %s=%r is not a size in bytes (e.g. 10485760 or 10M)" % (name, value))
+    number = int(match.group(1)) * _SIZE_UNITS[match.group(2).lower()]
+    _check_range(name, number, minimum, maximum)
+    return number
+
+
+def _check_range(name, number, minimum, maximum):
+    if minimum is not None and number < minimum:
+        raise OptionError("option %s=%d is too small (minimum %d)" % (name, number, minimum))
+    if maximum is not None and number > maximum:
+        raise OptionError("option %s=%d is too large (maximum %d)" % (name, number, maximum))
+
+
+def parse_name_list(name, value):
+    names = [item.strip() for item in value.split(",")]
+    if any(not item for item in names):
+        raise OptionError("option %s=%r has an empty name in its list" % (name, value))
+    return names
+
+
+@dataclass
+class Options:
+    """Validated options of one job."""
+
+    provider: str
+    driver_kwargs: dict = field(default_factory=dict)
+    buckets_include: list = None
+    buckets_exclude: list = field(default_factory=list)
+    prefix: str = None
+    nb_prefetcher: int = DEFAULT_NB_PREFETCHER
+    queue_size: int = DEFAULT_QUEUE_SIZE
+    prefetch_size: int = DEFAULT_PREFETCH_SIZE
+    prefetch_memory: int = DEFAULT_PREFETCH_MEMORY
+    timeout: int = DEFAULT_TIMEOUT
+    progress_interval: int = DEFAULT_PROGRESS_INTERVAL
+    debug: bool = False
+    python: str = None
+    secrets: tuple = ()
+    warnings: list = field(default_factory=list)
+
+    def __repr__(self):
+        shown = {k: ("***" if is_secret_option(k) else v) for k, v in self.driver_kwargs.items()}
+        return "Options(provider=%r, driver=%r, include=%r, exclude=%r, prefix=%r)" % (
+            self.provider,
+            shown,
+            self.buckets_include,
+            self.buckets_exclude,
+            self.prefix,
+        )
+
+
+class OptionSet:
+    """Collects raw options over the several parse_plugin_definition calls of a job.
+
+    The first value seen for a key wins, as in Bareos' own plugins.
+    """
+
+    def __init__(self):
+        self.raw = {}
+        self.seen_strings = set()
+        self.warnings = []
+
+    def add_string(self, text):
+        """Merge one plugin string; returns True when it brought anything new."""
+        if text in self.seen_strings:
+            return False
+        self.seen_strings.add(text)
+        for key, value in split_plugin_string(text):
+            if not _KEY_RE.match(key):
+                raise OptionError("plugin option name %r is not valid" % key[:40])
+            if key in self.raw:
+                if self.raw[key] != value:
+                    shown = "" if is_secret_option(key) else " (%r kept)" % self.raw[key]
+                    self.warnings.append("option %s given twice; the first value is used%s" % (key, shown))
+                continue
+            self.raw[key] = value
+        return True
+
+    def build(self, need_remote=True):
+        """Validate and return :class:`Options`.
+
+        ``need_remote`` is False for restores, which need no object-store access: the
+        credentials file is then not read and the provider is not required.
+        """
+        raw = dict(self.raw)
+        warnings = list(self.warnings)
+        for key, value in raw.items():
+            if value.strip() == "":
+                raise OptionError("option %s is empty" % key)
+        cred_path = raw.pop("credentials_file", None)
+        if cred_path is not None and need_remote:
+            pairs, world_readable = read_credentials_file(cred_path)
+            if world_readable:
+                warnings.append("credentials_file %r is readable by everyone; chmod 600 it" % cred_path)
+            for key, value in pairs:
+                if key == "credentials_file":
+                    raise OptionError("credentials_file %r may not name another credentials_file" % cred_path)
+                if not _KEY_RE.match(key):
+                    raise OptionError("credentials_file %r has an invalid option name %r" % (cred_path, key[:40]))
+                if value == "":
+                    raise OptionError("option %s in credentials_file %r is empty" % (key, cred_path))
+                raw.setdefault(key, value)
+
+        provider = raw.pop("provider", None)
+        if need_remote and provider is None:
+            raise OptionError("mandatory option provider is missing (e.g. provider=S3 or provider=S3_RGW)")
+        opts = Options(provider=provider)
+        opts.warnings = warnings
+        opts.secrets = tuple(v for k, v in raw.items() if is_secret_option(k) and len(v) >= 3)
+        if "buckets_include" in raw:
+            opts.buckets_include = parse_name_list("buckets_include", raw.pop("buckets_include"))
+        if "buckets_exclude" in raw:
+            opts.buckets_exclude = parse_name_list("buckets_exclude", raw.pop("buckets_exclude"))
+        opts.prefix = raw.pop("prefix", None)
+        if "nb_prefetcher" in raw:
+            opts.nb_prefetcher = parse_int("nb_prefetcher", raw.pop("nb_prefetcher"), 1, 1024)
+        if "queue_size" in raw:
+            opts.queue_size = parse_int("queue_size", raw.pop("queue_size"), 1, 10**7)
+        if "prefetch_size" in raw:
+            opts.prefetch_size = parse_size("prefetch_size", raw.pop("prefetch_size"), 0, 1 << 40)
+        if "prefetch_memory" in raw:
+            opts.prefetch_memory = parse_size("prefetch_memory", raw.pop("prefetch_memory"), 1 << 20, 1 << 40)
+        if "timeout" in raw:
+            opts.timeout = parse_int("timeout", raw.pop("timeout"), 1, 86400)
+        if "progress_interval" in raw:
+            opts.progress_interval = parse_int("progress_interval", raw.pop("progress_interval"), 0)
+        if "debug" in raw:
+            opts.debug = parse_bool("debug", raw.pop("debug"))
+        if "python" in raw:
+            opts.python = raw.pop("python")
+            if not os.path.isabs(opts.python):
+                raise OptionError("option python=%r must be an absolute path" % opts.python)
+        for key, value in raw.items():
+            if key in _DRIVER_INT:
+                opts.driver_kwargs[key] = parse_int(key, value, 1, 65535)
+            elif key in _DRIVER_BOOL:
+                opts.driver_kwargs[key] = parse_bool(key, value)
+            else:
+                opts.driver_kwargs[key] = value
+        if need_remote and "key" not in opts.driver_kwargs:
+            raise OptionError("mandatory option key is missing (in the plugin string or a credentials_file)")
+        return opts

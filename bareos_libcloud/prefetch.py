@@ -1,0 +1,302 @@
+"""Prefetching: a pool of helper processes downloads objects ahead of Bareos.
+
+The job thread drives everything (there are no threads in the job's interpreter): every Bareos
+callback calls :meth:`PrefetchPool.pump`, which hands queued downloads to idle helpers and
+collects finished ones.  Downloads are kept in listing order; at most ``queue_size`` of them and
+about ``memory_budget`` bytes are held at a time.  An object larger than ``inline_limit`` is not
+held: its helper sends it chunk by chunk, only while Bareos reads it.
+"""
+
+import collections
+import time
+from multiprocessing.connection import wait
+
+from .helpers import Helper, stop_all
+from .worker import prefetcher_main
+
+QUEUED, RUNNING, COMPLETE, STREAMING, ENDED, VANISHED, FAILED = range(7)
+
+
+class JobCancelled(Exception):
+    """The job was cancelled while the job thread waited."""
+
+
+class PoolFailed(Exception):
+    """No helper process could be started (the message says why)."""
+
+
+class Download:
+    """One object's transfer, as the job sees it."""
+
+    __slots__ = (
+        "seq", "bucket", "key", "listed", "state", "helper", "data", "chunks",
+        "size", "mtime", "etag", "error", "reserved", "last_heard",
+    )
+
+    def __init__(self, seq, bucket, key, listed):
+        self.seq = seq
+        self.bucket = bucket
+        self.key = key
+        self.listed = listed  # {"size", "mtime", "etag"} from the listing
+        self.state = QUEUED
+        self.helper = None
+        self.data = None  # the whole object when COMPLETE
+        self.chunks = collections.deque()  # stream chunks not yet read
+        self.size = self.mtime = self.etag = self.error = None
+        self.reserved = 0
+        self.last_heard = 0.0
+
+    @property
+    def settled(self):
+        """True once the attributes are known (or it failed)."""
+        return self.state not in (QUEUED, RUNNING)
+
+
+class PrefetchPool:
+    """Helper processes plus the bookkeeping of downloads in flight."""
+
+    def __init__(self, config, python, workers, queue_size, memory_budget, inline_limit,
+                 stall_seconds, cancelled, debug=None):
+        self.config = config
+        self.python = python
+        self.max_workers = workers
+        self.queue_size = queue_size
+        self.memory_budget = memory_budget
+        self.inline_limit = inline_limit
+        self.stall_seconds = stall_seconds
+        self.cancelled = cancelled
+        self.debug = debug or (lambda text: None)
+        self.helpers = []
+        self.starting = set()
+        self.idle = collections.deque()
+        self.queue = collections.deque()
+        self.held = {}  # seq -> Download, every download not yet released
+        self.reserved = 0
+        self.floor = -1  # seq of the download Bareos waits for: never held back for memory
+        self.start_error = None
+
+    # -- admission -------------------------------------------------------------------------
+    def has_room(self):
+        """May another download be queued ahead of Bareos?"""
+        return len(self.held) < self.queue_size and (self.reserved < self.memory_budget or not self.held)
+
+    def add(self, download, urgent=False):
+        """Queue a download; ``urgent`` puts it before every other (Bareos waits for it)."""
+        self.held[download.seq] = download
+        if urgent:
+            self.queue.appendleft(download)
+        else:
+            self.queue.append(download)
+
+    # -- the pump --------------------------------------------------------------------------
+    def pump(self, timeout=0.0):
+        """Dispatch queued downloads and take in what helpers sent, waiting up to ``timeout``."""
+        self._dispatch()
+        conns = [h.conn for h in self.starting]
+        conns += [h.conn for h in self.helpers if h.download is not None and h.download.state == RUNNING]
+        if not conns:
+            if timeout:
+                time.sleep(min(timeout, 0.05))
+            return
+        for conn in wait(conns, timeout):
+            helper = next(h for h in self.helpers if h.conn is conn)
+            self._receive(helper)
+        self._watchdog()
+        self._dispatch()
+
+    def wait_settled(self, download):
+        """Block until ``download`` has its attributes, is complete, or failed."""
+        self._ensure_dispatched(download)
+        while not download.settled:
+            self._check_cancel()
+            self.pump(0.2)
+            if download.state == QUEUED and self.start_error and not self.helpers:
+                raise PoolFailed(self.start_error)
+
+    def read(self, download):
+        """The next chunk of a streaming download, or b"" at its end.  Raises on failure."""
+        while not download.chunks:
+            if download.state == ENDED:
+                return b""
+            if download.state in (FAILED, VANISHED):
+                return None
+            self._check_cancel()
+            helper = download.helper
+            if wait([helper.conn], 0.2):
+                self._receive(helper)
+            else:
+                self._watch(helper)
+            self.pump(0.0)
+        return download.chunks.popleft()
+
+    def release(self, download):
+        """Forget a download; a helper still sending it is ended (Bareos stopped reading)."""
+        self.held.pop(download.seq, None)
+        self.reserved -= download.reserved
+        download.reserved = 0
+        download.data = None
+        download.chunks.clear()
+        if download.state == QUEUED:
+            try:
+                self.queue.remove(download)
+            except ValueError:
+                pass
+        helper = download.helper
+        if helper is not None and helper.download is download:
+            self._drop_helper(helper)
+
+    def close(self):
+        """End every helper (also on cancel); waits for all of them."""
+        stop_all(self.helpers)
+        self.helpers = []
+        self.starting.clear()
+        self.idle.clear()
+
+    # -- internals -------------------------------------------------------------------------
+    def _check_cancel(self):
+        if self.cancelled.is_set():
+            raise JobCancelled()
+
+    def _ensure_dispatched(self, download):
+        """Put ``download`` first in line: Bareos is waiting for it."""
+        self.floor = download.seq
+        if download.state != QUEUED:
+            return
+        if not self.idle and not self.starting:
+            self._free_a_helper()
+        if download in self.queue:
+            self.queue.remove(download)
+        self.held[download.seq] = download
+        self.queue.appendleft(download)
+
+    def _free_a_helper(self):
+        """Bareos waits and every helper holds a later, paused stream: end the last one."""
+        if len(self.helpers) < self.max_workers:
+            return
+        paused = [h for h in self.helpers if h.download is not None and h.download.state == STREAMING]
+        if len(paused) == len([h for h in self.helpers if h.download is not None]):
+            victim = max(paused, key=lambda h: h.download.seq)
+            download = victim.download
+            self._drop_helper(victim)
+            self._requeue(download)
+
+    def _requeue(self, download):
+        self.reserved -= download.reserved
+        download.reserved = 0
+        download.state = QUEUED
+        download.helper = None
+        download.chunks.clear()
+        download.data = None
+        self.queue.appendleft(download)
+
+    def _start_helpers(self):
+        if self.start_error:
+            return
+        wanted = min(self.max_workers, len(self.helpers) + len(self.queue))
+        while len(self.helpers) < wanted:
+            try:
+                helper = Helper("bareos-libcloud-prefetch", prefetcher_main, self.config, self.python)
+            except Exception as exc:  # noqa: BLE001 - reported through PoolFailed
+                self.start_error = "cannot start a prefetch process: %s" % exc
+                return
+            helper.download = None
+            self.helpers.append(helper)
+            self.starting.add(helper)
+
+    def _dispatch(self):
+        if self.queue and not self.idle:
+            self._start_helpers()
+        while self.queue and self.idle:
+            download = self.queue[0]
+            reserve = min(download.listed["size"], self.inline_limit)
+            over_budget = self.reserved + reserve > self.memory_budget and self.reserved > 0
+            if over_budget and download.seq > self.floor:
+                return
+            self.queue.popleft()
+            helper = self.idle.popleft()
+            download.state = RUNNING
+            download.helper = helper
+            download.reserved = reserve
+            download.last_heard = time.monotonic()
+            self.reserved += reserve
+            helper.download = download
+            listed = download.listed
+            helper.send(("get", download.seq, download.bucket, download.key, listed, self.inline_limit))
+
+    def _receive(self, helper):
+        try:
+            message = helper.conn.recv()
+        except (EOFError, OSError):
+            self._helper_died(helper, "a prefetch process ended unexpectedly")
+            return
+        kind = message[0]
+        if kind == "started":
+            self.starting.discard(helper)
+            self.idle.append(helper)
+            return
+        if kind == "fatal":
+            self.start_error = message[1]
+            self._drop_helper(helper)
+            return
+        download = helper.download
+        if download is None or message[1] != download.seq:
+            return
+        download.last_heard = time.monotonic()
+        if kind == "object":
+            _, _, download.size, download.mtime, download.etag, download.data = message
+            self._adjust(download, len(download.data))
+            self._finish(helper, download, COMPLETE)
+        elif kind == "begin":
+            _, _, download.size, download.mtime, download.etag = message
+            download.state = STREAMING
+        elif kind == "data":
+            download.chunks.append(message[2])
+        elif kind == "end":
+            self._finish(helper, download, ENDED)
+        elif kind == "vanished":
+            self._finish(helper, download, VANISHED)
+        elif kind == "error":
+            download.error = message[2]
+            self._finish(helper, download, FAILED)
+
+    def _adjust(self, download, size):
+        self.reserved += size - download.reserved
+        download.reserved = size
+
+    def _finish(self, helper, download, state):
+        download.state = state
+        download.helper = None
+        helper.download = None
+        self.idle.append(helper)
+
+    def _watch(self, helper):
+        download = helper.download
+        if download is not None and time.monotonic() - download.last_heard > self.stall_seconds:
+            self._drop_helper(helper)
+            download.error = "no data from the object store for %d s" % self.stall_seconds
+            download.state = FAILED
+
+    def _watchdog(self):
+        for helper in list(self.helpers):
+            if helper.download is not None and helper.download.state == RUNNING:
+                self._watch(helper)
+
+    def _helper_died(self, helper, text):
+        download = helper.download
+        self._drop_helper(helper)
+        if download is not None and download.state in (RUNNING, STREAMING):
+            if download.state == RUNNING:
+                self.debug("%s; fetching %s/%s again" % (text, download.bucket, download.key))
+                self._requeue(download)
+            else:
+                download.error = text
+                download.state = FAILED
+
+    def _drop_helper(self, helper):
+        helper.kill()
+        helper.download = None
+        self.starting.discard(helper)
+        if helper in self.idle:
+            self.idle.remove(helper)
+        if helper in self.helpers:
+            self.helpers.remove(helper)

@@ -1,0 +1,175 @@
+"""Restoring objects to a local directory (``restore ... where=/path``).
+
+Every object lands at ``<where>/@libcloud/<bucket>/<key as named by naming.py>``.  Nothing is
+written outside ``where``: the path is rebuilt from the decoded name, never taken from the
+catalog text, and no symbolic link on the way is followed.  Data goes to a temporary file in the
+target directory and is renamed into place at IO_CLOSE, after its mtime is set, so a failed or
+cancelled restore never leaves a half-written object under its real name.
+"""
+
+import errno
+import os
+import secrets
+import stat
+
+from . import naming
+
+REPLACE_ALWAYS, REPLACE_IFNEWER, REPLACE_IFOLDER, REPLACE_NEVER = ord("a"), ord("w"), ord("o"), ord("n")
+FILE_MODE = 0o640
+DIR_MODE = 0o750
+
+
+class RestoreRefused(Exception):
+    """This object cannot be restored as asked; the message says why."""
+
+
+class Skip(Exception):
+    """The replace policy keeps the existing file."""
+
+
+def original_name(packet):
+    """The backup-time file name of a RestorePacket."""
+    name = getattr(packet, "original_file_name", None)
+    if name:
+        return name
+    where = packet.where or ""
+    ofname = packet.ofname
+    if where and ofname.startswith(where):
+        rest = ofname[len(where) :]
+        return rest if rest.startswith("/") else "/" + rest
+    return ofname
+
+
+def _is_dir_nofollow(path):
+    try:
+        return stat.S_ISDIR(os.lstat(path).st_mode)
+    except FileNotFoundError:
+        return False
+
+
+class RestoreSession:
+    """The restore side of one job."""
+
+    def __init__(self, log):
+        self.log = log
+        self.target = None  # final path of the object being restored
+        self.temp = None
+        self.fd = -1
+        self.mtime = None
+        self.mode = FILE_MODE
+        self.restored = 0
+        self.where_refused = False
+
+    # -- create_file -----------------------------------------------------------------------
+    def plan(self, packet):
+        """Decide where the object goes; raises RestoreRefused or Skip."""
+        where = packet.where
+        if where is None:
+            raise RestoreRefused("regexwhere is not supported by this plugin; restore with where=/a/directory")
+        if where == "" or not os.path.isabs(where):
+            raise RestoreRefused(
+                "restoring into the bucket itself (empty where=) is not supported; restore with where=/a/directory"
+                if where == "" else "where=%r is not an absolute path" % where
+            )
+        fname = original_name(packet)
+        try:
+            bucket, key = naming.parse_fname(fname)
+        except naming.BadName as exc:
+            raise RestoreRefused("%r is not a name made by this plugin (%s)" % (fname, exc))
+        base = os.path.realpath(where)
+        os.makedirs(base, mode=DIR_MODE, exist_ok=True)
+        segments = naming.restore_segments(bucket, key)
+        target = os.path.join(self._make_dirs(base, segments[:-1]), segments[-1])
+        if _is_dir_nofollow(target):  # object "a" after "a/b" was restored
+            segments = naming.restore_segments(bucket, key, as_file_in_folder=True)
+            target = os.path.join(self._make_dirs(base, segments[:-1]), segments[-1])
+        self._apply_replace(packet, target)
+        self.target = target
+        self.mtime = packet.statp.st_mtime
+        self.mode = FILE_MODE
+        return target
+
+    def _make_dirs(self, base, segments):
+        """Create the directories below ``base``; never follows a symbolic link.
+
+        A regular file in the way (object ``a``, restored before ``a/b``) moves to its
+        folder-object place (``a%obj``) and a directory takes its name.
+        """
+        path = base
+        for segment in segments:
+            parent, path = path, os.path.join(path, segment)
+            try:
+                info = os.lstat(path)
+            except FileNotFoundError:
+                os.mkdir(path, DIR_MODE)
+                continue
+            if stat.S_ISDIR(info.st_mode):
+                continue
+            if not stat.S_ISREG(info.st_mode):
+                raise RestoreRefused("%r is in the way and is not a directory or regular file" % path)
+            pieces = naming.folder_object_pieces(segment)
+            destination = parent
+            for piece in pieces[:-1]:
+                destination = os.path.join(destination, piece)
+                if not _is_dir_nofollow(destination):
+                    os.mkdir(destination, DIR_MODE)
+            os.replace(path, os.path.join(destination, pieces[-1]))
+            os.mkdir(path, DIR_MODE)
+        return path
+
+    def _apply_replace(self, packet, target):
+        try:
+            existing = os.lstat(target)
+        except FileNotFoundError:
+            return
+        if not stat.S_ISREG(existing.st_mode):
+            raise RestoreRefused("%r exists and is not a regular file" % target)
+        policy = packet.replace
+        backup_mtime = packet.statp.st_mtime
+        if policy == REPLACE_NEVER:
+            raise Skip("%s exists (replace=never)" % target)
+        if policy == REPLACE_IFNEWER and not backup_mtime > existing.st_mtime:
+            raise Skip("%s is not older than the backup (replace=ifnewer)" % target)
+        if policy == REPLACE_IFOLDER and not backup_mtime < existing.st_mtime:
+            raise Skip("%s is not newer than the backup (replace=ifolder)" % target)
+
+    # -- plugin_io -------------------------------------------------------------------------
+    def open(self):
+        directory = os.path.dirname(self.target)
+        self.temp = os.path.join(directory, ".bareos-libcloud-%s.part" % secrets.token_hex(8))
+        self.fd = os.open(self.temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+
+    def write(self, data):
+        view = memoryview(data)
+        while view:
+            written = os.write(self.fd, view)
+            view = view[written:]
+
+    def set_attributes(self, mtime):
+        self.mtime = mtime
+
+    def close(self):
+        """Finish the object: mode and mtime, then rename into place."""
+        try:
+            os.fchmod(self.fd, self.mode)
+            if self.mtime is not None:
+                os.utime(self.fd, (self.mtime, self.mtime))
+        finally:
+            os.close(self.fd)
+            self.fd = -1
+        os.replace(self.temp, self.target)
+        self.temp = None
+        self.restored += 1
+
+    def abandon(self):
+        """Drop a partial object (write error, cancel, job end)."""
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+        if self.temp:
+            try:
+                os.unlink(self.temp)
+            except OSError as exc:
+                if exc.errno != errno.ENOENT:
+                    raise
+            self.temp = None
