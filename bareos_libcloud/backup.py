@@ -138,6 +138,8 @@ class BackupSession:
                 raise SetupFailed("the listing process ended before it could start (see the debug log)")
             if message[0] == "fatal":
                 raise SetupFailed(message[1])
+            if message[0] == "warning":
+                self.log.warning(message[1])
             if message[0] == "ready":
                 self.buckets = message[1]
                 self.log.debug("buckets to back up: %s" % ", ".join(self.buckets))

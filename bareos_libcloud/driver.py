@@ -5,11 +5,15 @@ Three process-wide settings are made here, which is safe because helper processe
 * ``ALLOW_PATH_DOUBLE_SLASHES``: without it libcloud turns the key ``a//b`` into ``a/b``.
 * Response bodies without a charset are decoded as UTF-8.  S3 listings are UTF-8, but requests
   guesses (with chardet inside bareos-fd it guessed MacRoman: real-fd-trace.md 8d).
+* ``.`` and ``..`` path segments are sent percent-encoded.  requests/urllib3 would otherwise
+  remove them, so the key ``a/../b`` would silently read object ``b`` (s3-servers.md 2).  The
+  request is still signed over the literal key, which is what the server checks against.
 * A timeout on every request: libcloud sends downloads with no timeout at all (8d: a stalled
   server blocked forever), so requests' ``Session.send`` gets one when the caller gave none.
 """
 
 import socket
+from urllib.parse import urlsplit, urlunsplit
 
 _PATCHED = False
 
@@ -33,6 +37,16 @@ def _patch_libcloud(timeout):
         return original_send(self, request, **kwargs)
 
     requests.Session.send = send_with_timeout
+    original_prepare_url = requests.models.PreparedRequest.prepare_url
+
+    def prepare_url_keeping_dots(self, url, params):
+        original_prepare_url(self, url, params)
+        fixed = encode_dot_segments(urlsplit(str(url)).path)
+        if fixed is not None:
+            parts = urlsplit(self.url)
+            self.url = urlunsplit((parts.scheme, parts.netloc, fixed, parts.query, parts.fragment))
+
+    requests.models.PreparedRequest.prepare_url = prepare_url_keeping_dots
 
     base.ALLOW_PATH_DOUBLE_SLASHES = True
     original_init = base.Response.__init__
@@ -45,6 +59,14 @@ def _patch_libcloud(timeout):
 
     base.Response.__init__ = init_with_utf8
     _PATCHED = True
+
+
+def encode_dot_segments(path):
+    """``path`` with ``.``/``..`` segments percent-encoded, or None when it has none."""
+    segments = path.split("/")
+    if not any(segment in (".", "..") for segment in segments):
+        return None
+    return "/".join({".": "%2E", "..": "%2E%2E"}.get(segment, segment) for segment in segments)
 
 
 def make_driver(provider, driver_kwargs, timeout):

@@ -42,8 +42,8 @@ def _s3_like(driver):
     return hasattr(driver, "_get_object_path") and hasattr(driver, "connection")
 
 
-def _describe_status(status, body_hint=""):
-    return "HTTP %s%s" % (status, body_hint)
+def _describe_status(status):
+    return "HTTP %s" % status
 
 
 def _open_s3(driver, bucket, key, start, etag):
@@ -92,7 +92,11 @@ def _open_generic(driver, bucket, key, listed):
     return ObjectStream(None, listed.get("mtime"), listed.get("etag"), chunks)
 
 
-def _translate(exc):
+def _has_dot_segment(key):
+    return any(segment in (".", "..") for segment in key.split("/"))
+
+
+def _translate(exc, key=""):
     from libcloud.common.types import InvalidCredsError, LibcloudError
     from libcloud.storage.types import ObjectDoesNotExistError
 
@@ -101,6 +105,9 @@ def _translate(exc):
     if isinstance(exc, ObjectDoesNotExistError):
         return ObjectVanished()
     if isinstance(exc, InvalidCredsError):
+        if _has_dot_segment(key):
+            return FetchError("access denied by the object store (a key with '.' or '..' segments "
+                              "can only be read with signature_version=4)")
         return FetchError("access denied by the object store")
     if isinstance(exc, LibcloudError):
         return FetchError(str(exc.value) if getattr(exc, "value", None) else type(exc).__name__)
@@ -118,7 +125,7 @@ def open_object(driver, bucket, key, listed, start=0, etag=None):
                 raise FetchError("this provider cannot resume a broken download")
             return _open_generic(driver, bucket, key, listed)
         except Exception as exc:  # noqa: BLE001 - translated, retried, re-raised
-            last = _translate(exc)
+            last = _translate(exc, key)
             if isinstance(last, ObjectVanished) or "changed while" in str(last):
                 raise last
             time.sleep(min(0.2 * (2**attempt), 2.0))
@@ -144,7 +151,7 @@ def read_object(driver, bucket, key, listed):
         except Exception as exc:  # noqa: BLE001 - a broken connection mid-body
             attempts += 1
             if attempts > RETRIES or not stream.etag or not _s3_like(driver):
-                raise _translate(exc)
+                raise _translate(exc, key)
             time.sleep(min(0.2 * (2**attempts), 2.0))
             resumed = open_object(driver, bucket, key, listed, start=done, etag=stream.etag)
             stream.chunks = resumed.chunks
