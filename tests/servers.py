@@ -339,7 +339,8 @@ class RadosGW(S3Server):
     def missing(cls):
         """What is missing to run radosgw here (empty list: available)."""
         out = ["%s (not on PATH)" % t for t in cls.TOOLS if shutil.which(t) is None]
-        out += ["%s (file missing)" % s for s in cls.scripts() if not os.path.isfile(s)]
+        out += ["%s (not found; shared/ is looked for beside the repo or in "
+                "$BAREOS_LIBCLOUD_SHARED)" % s for s in cls.scripts() if not os.path.isfile(s)]
         return out
 
     @classmethod
