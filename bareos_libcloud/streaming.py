@@ -1,31 +1,35 @@
 """Serving IO_READ: an object's bytes in pieces of at most the size Bareos asks for.
 
 A prefetched object is sliced from memory; a large one is read chunk by chunk from the helper
-that streams it, so at most one chunk (1 MiB) of it is held at a time.
+that streams it, so at most one chunk (1 MiB) of it is held at a time.  Pieces are bytearrays:
+bareosfd before 22 copies IO_READ data only from a bytearray (a bytes buffer would be skipped
+and the file stored as garbage, see docs/bareos-api-notes.md).
 """
 
 from .prefetch import COMPLETE
 
 
 class ObjectReader:
-    """Reads one download; ``read`` returns bytes, b"" at the end, None if the transfer broke."""
+    """Reads one download; ``read`` returns a bytearray, empty at the end, None if it broke."""
 
     def __init__(self, pool, download):
         self.pool = pool
         self.download = download
-        self.buffer = download.data if download.state == COMPLETE else b""
+        self.view = memoryview(download.data if download.state == COMPLETE else b"")
         self.pos = 0
         self.sent = 0
 
     def read(self, count):
-        if self.pos >= len(self.buffer):
+        if self.pos >= len(self.view):
             if self.download.state == COMPLETE:
-                return b""
+                return bytearray()
             chunk = self.pool.read(self.download)
+            if chunk is None:
+                return None
             if not chunk:
-                return chunk
-            self.buffer, self.pos = chunk, 0
-        piece = self.buffer[self.pos : self.pos + count]
+                return bytearray()
+            self.view, self.pos = memoryview(chunk), 0
+        piece = bytearray(self.view[self.pos : self.pos + count])
         self.pos += len(piece)
         self.sent += len(piece)
         return piece
