@@ -35,6 +35,19 @@ def to_epoch(value):
             epoch -= sign * (int(digits[:2]) * 3600 + int(digits[2:]) * 60)
         return epoch
     parsed = email.utils.parsedate_tz(text)
-    if parsed is None:
-        raise ValueError("unrecognised date %r" % text[:60])
-    return int(email.utils.mktime_tz(parsed))
+    if parsed is not None:
+        return int(email.utils.mktime_tz(parsed))
+    return _other_format(text)
+
+
+def _other_format(text):
+    """Any other date a driver may report, read by dateutil; a date without zone is UTC."""
+    from dateutil import parser, tz
+
+    try:
+        moment = parser.isoparse(text) if text[:4].isdigit() else parser.parse(text)
+    except (ValueError, OverflowError) as exc:
+        raise ValueError("unrecognised date %r: %s" % (text[:60], exc))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=tz.UTC)
+    return int(moment.timestamp())
