@@ -1,0 +1,112 @@
+"""Things the real bareos-fd does not survive (real-fd-trace 8b, 8c).
+
+- ``no_fork()``: os.fork raises while a job runs (fork in the fd kills the
+  child; subprocess and multiprocessing 'spawn' do not use os.fork).
+- ``Snapshot``: threads, child processes and temp entries before a job,
+  compared after it to find leftovers.
+"""
+
+import contextlib
+import gc
+import os
+import tempfile
+import threading
+import time
+
+FORK_MESSAGE = "fork inside bareos-fd kills the child (real-fd-trace 8b)"
+
+
+def _no_fork(*args, **kwargs):
+    raise RuntimeError(FORK_MESSAGE)
+
+
+@contextlib.contextmanager
+def no_fork():
+    """Replace os.fork/os.forkpty for the duration of a job."""
+    saved = os.fork, getattr(os, "forkpty", None)
+    os.fork = _no_fork
+    if saved[1] is not None:
+        os.forkpty = _no_fork
+    try:
+        yield
+    finally:
+        os.fork = saved[0]
+        if saved[1] is not None:
+            os.forkpty = saved[1]
+
+
+def child_processes():
+    """pid -> state letter of our direct children (from /proc)."""
+    me = os.getpid()
+    children = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % entry, encoding="ascii", errors="replace") as f:
+                data = f.read()
+        except OSError:
+            continue
+        fields = data[data.rfind(")") + 2:].split()
+        if len(fields) > 1 and int(fields[1]) == me:
+            children[int(entry)] = fields[0]
+    return children
+
+
+def _tmp_entries():
+    try:
+        return set(os.listdir(tempfile.gettempdir()))
+    except OSError:
+        return set()
+
+
+class Snapshot:
+    """State before a job; ``leftovers()`` lists what the job left behind."""
+
+    def __init__(self):
+        self.threads = set(threading.enumerate())
+        self.children = set(child_processes())
+        self.tmp = _tmp_entries()
+
+    def leftovers(self, ignore_tmp=(), grace=1.0):
+        """Emulator error texts for leaked threads, children, temp files."""
+        gc.collect()                      # lets idle executor workers exit
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline and (self._threads() or self._children()):
+            time.sleep(0.05)
+        errors = [self._thread_error(t) for t in self._threads()]
+        errors += [self._child_error(pid, state)
+                   for pid, state in sorted(self._children().items())]
+        errors += self._tmp_errors(ignore_tmp)
+        return errors
+
+    def _threads(self):
+        return [t for t in threading.enumerate()
+                if t not in self.threads and t.is_alive()
+                and not t.name.startswith("fdemu-")]
+
+    def _children(self):
+        return {pid: state for pid, state in child_processes().items()
+                if pid not in self.children}
+
+    @staticmethod
+    def _thread_error(thread):
+        if thread.daemon:
+            return ("daemon thread %r still running at job end: the real fd dies with "
+                    "'Py_EndInterpreter: not the last thread' (real-fd-trace 8c)"
+                    % thread.name)
+        return ("non-daemon thread %r still running at job end: the real fd blocks "
+                "the job teardown until it exits (real-fd-trace 8c)" % thread.name)
+
+    @staticmethod
+    def _child_error(pid, state):
+        what = "zombie" if state == "Z" else "running (state %s)" % state
+        return ("child process %d started during the job is still %s: bareos-fd never "
+                "reaps children it did not start (real-fd-trace 8b)" % (pid, what))
+
+    def _tmp_errors(self, ignore):
+        new = _tmp_entries() - self.tmp - set(ignore)
+        return ["temp entry %s left in %s by the job"
+                % (name, tempfile.gettempdir())
+                for name in sorted(new)
+                if "bareos" in name.lower() or "libcloud" in name.lower()]
