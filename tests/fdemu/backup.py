@@ -364,7 +364,8 @@ class BackupRun:
             status, data, errno_value, why = self.read_once(record.fname)
             if self.rt.canceled and not state.canceled_in_read:
                 state.canceled_in_read = True
-                self.read_once(record.fname)          # trace 6: one more read
+                if status > 0:
+                    self.read_once(record.fname)      # trace 6: one more read
                 return
             if status == 0:
                 return
@@ -377,9 +378,8 @@ class BackupRun:
         """One IO_READ. Returns (status, data, io_errno, why)."""
         self.reads += 1
         iop = self.io_packet(IO_READ, count=READ_SIZE)
-        if self.reads == self.cancel_after_reads:
-            self.start_cancel()
-        self.plugin_io(iop, "IO_READ %s" % fname)
+        cancel = self.start_cancel if self.reads == self.cancel_after_reads else None
+        self.plugin_io(iop, "IO_READ %s" % fname, on_enter=cancel)
         self.join_cancel()
         if self.rt.raised:
             return -1, None, iop.io_errno, None
@@ -421,9 +421,9 @@ class BackupRun:
         self.summary["bytes_written"] += len(data)
         self.summary["bytes_read"] += len(data)
 
-    def plugin_io(self, iop, info):
+    def plugin_io(self, iop, info, on_enter=None):
         """PyPluginIO: an exception sets status -1 (and M_FATAL)."""
-        rc = self.rt.call("plugin_io", iop, info=info)
+        rc = self.rt.call("plugin_io", iop, info=info, on_enter=on_enter)
         if self.rt.raised:
             self.fake._force(iop, status=-1)
         return rc
@@ -436,7 +436,6 @@ class BackupRun:
             self.rt.canceled = True
         self.cancel_thread = threading.Thread(target=deliver, name="fdemu-cancel")
         self.cancel_thread.start()
-        time.sleep(0)
 
     def join_cancel(self):
         if self.cancel_thread is not None:

@@ -157,8 +157,8 @@ class _Packet:
 
     def __init__(self, **kwargs):
         for key, value in kwargs.items():
-            name = self._kwmap.get(key, key)
-            member = getattr(type(self), name, None)
+            name = self._kwmap.get(key, None if self._kwmap else key)
+            member = getattr(type(self), name, None) if name else None
             if not isinstance(member, _Member):
                 raise TypeError("'%s' is an invalid keyword argument for %s()"
                                 % (key, type(self).__name__))
@@ -331,9 +331,10 @@ def _fn_name(where):
 
 
 def _int_arg(value, fn):
-    if isinstance(value, bool) or not isinstance(value, int):
-        if not hasattr(value, "__index__") or value is None:
-            raise TypeError("%s: an integer is required" % fn)
+    """PyArg_ParseTuple 'i': ints (and __index__ objects) only."""
+    if value is None or isinstance(value, float) or not hasattr(value, "__index__"):
+        raise TypeError("%s: an integer is required (got type %s)"
+                        % (fn, type(value).__name__))
     return value.__index__()
 
 

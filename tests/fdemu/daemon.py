@@ -8,15 +8,14 @@ thread, a fork guard and leftover checks (real-fd-trace 8b/8c).
 import importlib.util
 import os
 import sys
-import tempfile
 import threading
 import time
 
 from .backup import DEFAULT_FLAGS, run_backup, run_estimate
 from .catalog import Catalog, VolumeWriter
-from .guards import Snapshot, no_fork
+from .guards import Snapshot, no_fork, private_tempdir
 from .job import M_INFO, EmulatorError, JobResult, JobRuntime
-from .plugin_string import PluginDefinitionError, output_name, parse_definition
+from .plugin_string import PluginDefinitionError, parse_definition
 from .restore import RestoreRun
 
 FAKE_MODULE_PATH = os.path.join(os.path.dirname(__file__), "bareosfd.py")
@@ -118,8 +117,7 @@ class FileDaemon:
         rt.where = None if regexwhere else where
         result.files = list(records)
         run = RestoreRun(rt, where, regexwhere, replace)
-        ignore = _tmp_tops(output_name(r.fname, where, regexwhere) for r in records)
-        self._run(rt, records[0].plugin, lambda: run.run(records), ignore)
+        self._run(rt, records[0].plugin, lambda: run.run(records))
         result.summary.update(run.summary)
         self.catalog.add_job(dict(jobid=result.jobid, type="R", job_name=job_name,
                                   unique_name=rt.unique_name, level=" ",
@@ -146,7 +144,7 @@ class FileDaemon:
                           unique_name="%s.%s_%02d" % (job_name, stamp, result.jobid),
                           prev_job_name=prev_name)
 
-    def _run(self, rt, plugin, body, ignore_tmp=()):
+    def _run(self, rt, plugin, body):
         """Run ``body`` on a new job thread inside a fresh 'interpreter'."""
         fake = _new_bareosfd()
         rt.fake = fake
@@ -156,7 +154,6 @@ class FileDaemon:
         _purge_modules(purge[0], [])
         before = set(sys.modules)
         sys.modules["bareosfd"] = fake
-        snapshot = Snapshot()
         outcome = {}
 
         def target():
@@ -166,7 +163,8 @@ class FileDaemon:
                 outcome["error"] = exc
 
         thread = threading.Thread(target=target, name="fdemu-job-%d" % rt.result.jobid)
-        with no_fork():
+        with private_tempdir() as tmpdir, no_fork():
+            snapshot = Snapshot(tmpdir)
             thread.start()
             thread.join()
         fake._unbind()
@@ -180,8 +178,7 @@ class FileDaemon:
         if "error" in outcome:
             raise outcome["error"]
         rt.result.status = rt.final_status()
-        rt.result.emulator_errors.extend(
-            snapshot.leftovers(ignore_tmp, grace=self.leftover_grace))
+        rt.result.emulator_errors.extend(snapshot.leftovers(grace=self.leftover_grace))
         return outcome.get("value")
 
     def _purge_rule(self, plugin):
@@ -260,14 +257,3 @@ def _flags(options):
     if len(options) != 5:
         raise ValueError("FileSet option flags must be 5 bytes")
     return bytes(options)
-
-
-def _tmp_tops(paths):
-    """Top-level temp-dir entries that restored files live under."""
-    tmp = os.path.realpath(tempfile.gettempdir())
-    tops = set()
-    for path in paths:
-        full = os.path.realpath(os.path.abspath(path))
-        if full.startswith(tmp + os.sep):
-            tops.add(full[len(tmp) + 1:].split(os.sep)[0])
-    return tops

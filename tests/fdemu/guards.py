@@ -2,13 +2,15 @@
 
 - ``no_fork()``: os.fork raises while a job runs (fork in the fd kills the
   child; subprocess and multiprocessing 'spawn' do not use os.fork).
-- ``Snapshot``: threads, child processes and temp entries before a job,
-  compared after it to find leftovers.
+- ``Snapshot``: threads and child processes before a job, compared after
+  it to find leftovers; plus a private temp dir for the job (tempfile.tempdir
+  and $TMPDIR point there), so leftover temp files are attributed exactly.
 """
 
 import contextlib
 import gc
 import os
+import shutil
 import tempfile
 import threading
 import time
@@ -53,22 +55,31 @@ def child_processes():
     return children
 
 
-def _tmp_entries():
+@contextlib.contextmanager
+def private_tempdir():
+    """Point tempfile and $TMPDIR at a fresh directory for one job."""
+    path = tempfile.mkdtemp(prefix="fdemu-job-")
+    saved = tempfile.tempdir, os.environ.get("TMPDIR")
+    tempfile.tempdir, os.environ["TMPDIR"] = path, path
     try:
-        return set(os.listdir(tempfile.gettempdir()))
-    except OSError:
-        return set()
+        yield path
+    finally:
+        tempfile.tempdir = saved[0]
+        if saved[1] is None:
+            os.environ.pop("TMPDIR", None)
+        else:
+            os.environ["TMPDIR"] = saved[1]
 
 
 class Snapshot:
     """State before a job; ``leftovers()`` lists what the job left behind."""
 
-    def __init__(self):
+    def __init__(self, tmpdir):
         self.threads = set(threading.enumerate())
         self.children = set(child_processes())
-        self.tmp = _tmp_entries()
+        self.tmpdir = tmpdir
 
-    def leftovers(self, ignore_tmp=(), grace=1.0):
+    def leftovers(self, grace=1.0):
         """Emulator error texts for leaked threads, children, temp files."""
         gc.collect()                      # lets idle executor workers exit
         deadline = time.monotonic() + grace
@@ -77,7 +88,7 @@ class Snapshot:
         errors = [self._thread_error(t) for t in self._threads()]
         errors += [self._child_error(pid, state)
                    for pid, state in sorted(self._children().items())]
-        errors += self._tmp_errors(ignore_tmp)
+        errors += self._tmp_errors()
         return errors
 
     def _threads(self):
@@ -104,9 +115,12 @@ class Snapshot:
         return ("child process %d started during the job is still %s: bareos-fd never "
                 "reaps children it did not start (real-fd-trace 8b)" % (pid, what))
 
-    def _tmp_errors(self, ignore):
-        new = _tmp_entries() - self.tmp - set(ignore)
-        return ["temp entry %s left in %s by the job"
-                % (name, tempfile.gettempdir())
-                for name in sorted(new)
-                if "bareos" in name.lower() or "libcloud" in name.lower()]
+    def _tmp_errors(self):
+        """Anything left in the job's private temp dir; then remove it."""
+        try:
+            names = sorted(os.listdir(self.tmpdir))
+        except OSError:
+            names = []
+        shutil.rmtree(self.tmpdir, ignore_errors=True)
+        return ["temp entry %s left in the temp dir by the job (the real fd's temp "
+                "dir is shared by all jobs and never cleaned)" % name for name in names]

@@ -154,12 +154,13 @@ class JobRuntime:
             self.result.calls.append((name, info))
 
     # ----------------------------------------------- callbacks into the plugin
-    def call(self, name, *args, info=""):
+    def call(self, name, *args, info="", on_enter=None):
         """Call a module-level entry point like python-fd does.
 
         Returns the bRC as int. A missing function gives bRC_Error; an
         exception gives M_FATAL with the traceback and bRC_Error;
-        ``self.raised`` tells whether the last call raised.
+        ``self.raised`` tells whether the last call raised. ``on_enter`` runs
+        just before the plugin function (used to start a cancel).
         """
         self.raised = False
         self.fake._enter_callback()
@@ -168,6 +169,8 @@ class JobRuntime:
             self.trace("core:missing", "%s: returns bRC_Error" % name)
             return bRC_Error
         self.trace(name, info)
+        if on_enter:
+            on_enter()
         try:
             value = func(*args)
         except BaseException as exc:   # PyErr_Occurred catches everything
