@@ -477,3 +477,13 @@ def test_cf_error_is_an_error(fd, tmp_path):
     result = restore_with(fd, tmp_path, "cf_error")
     assert result.status == "W"
     assert "Returned CF_ERROR" in result.texts(M_ERROR)[0]
+
+
+def test_cf_core_opens_through_plugin_io_and_core_sets_attributes(fd, tmp_path):
+    result = restore_with(fd, tmp_path, "cf_core")
+    assert result.status == "T"
+    opened = [e for e in read_log(tmp_path) if e["call"] == "open_for_restore"]
+    assert opened[-1]["flags"] == 577 and opened[-1]["mode"] == 0
+    path = tmp_path / "r" / "@trace/bkt/a.txt"
+    assert path.read_bytes() == b"hello world"
+    assert path.stat().st_mode & 0o777 == 0o644 and path.stat().st_mtime == 1700000000

@@ -98,7 +98,15 @@ class Misbehave(memfiles_core.MemFiles):
             rp.create_status = bareosfd.CF_SKIP
         if self.mode == "cf_error":
             rp.create_status = bareosfd.CF_ERROR
+        if self.mode == "cf_core":
+            rp.create_status = bareosfd.CF_CORE
         return rc
+
+    def set_file_attributes(self, rp):
+        super().set_file_attributes(rp)
+        if self.mode == "cf_core":
+            rp.create_status = bareosfd.CF_CORE
+        return bareosfd.bRC_OK
 
     def io_write(self, IOP):
         if self.mode == "raise_write":
