@@ -33,9 +33,24 @@ def _where(config):
     return "%s:%s" % (host, kw["port"]) if host and "port" in kw else (host or config["provider"])
 
 
+_NETWORK_CAUSES = (
+    ("Connection refused", "connection refused"),
+    ("Name or service not known", "unknown host name"),
+    ("Temporary failure in name resolution", "host name lookup failed"),
+    ("timed out", "timed out"),
+    ("CERTIFICATE_VERIFY_FAILED", "TLS certificate verification failed"),
+    ("SSLError", "TLS handshake failed"),
+    ("Connection reset", "connection reset"),
+)
+
+
 def _startup_failure(exc, config):
     if _is_creds_error(exc):
         return "the object store at %s refused the credentials (check key and secret)" % _where(config)
+    text = str(exc)
+    for needle, cause in _NETWORK_CAUSES:
+        if needle in text:
+            return "cannot connect to the object store at %s: %s" % (_where(config), cause)
     return "cannot list buckets at %s: %s" % (_where(config), _error_text(exc))
 
 

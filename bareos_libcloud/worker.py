@@ -57,10 +57,10 @@ def _setup(conn, config):
 
 def lister_main(conn, config):
     """List the selected buckets and send their objects in listing order."""
-    drv = _setup(conn, config)
-    if drv is None:
-        return
     try:
+        drv = _setup(conn, config)
+        if drv is None:
+            return
         for message in listing.list_all(drv, config):
             conn.send(message)
     except (BrokenPipeError, EOFError, OSError):
@@ -105,11 +105,11 @@ def _send_object(conn, drv, seq, bucket, key, listed, inline_limit):
 
 def prefetcher_main(conn, config):
     """Download the objects the job asks for, one at a time, in the order asked."""
-    drv = _setup(conn, config)
-    if drv is None:
-        return
-    conn.send(("started", os.getpid()))
     try:
+        drv = _setup(conn, config)
+        if drv is None:
+            return
+        conn.send(("started", os.getpid()))
         while True:
             message = conn.recv()
             if message[0] != "get":
