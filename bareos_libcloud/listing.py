@@ -2,11 +2,20 @@
 
 Produces the lister's messages (see worker.py) in listing order, streaming: memory does not
 grow with the number of objects in a bucket.
+
+For the S3 family the pages are requested through libcloud's signed connection with
+``encoding-type=url``: without it a key holding a control character makes the listing XML
+unparsable (radosgw sends it raw), and libcloud's own iterator cannot resume after a failed
+page.  Here a failed page is retried from its marker; the listing never restarts.
 """
+
+import time
+from urllib.parse import unquote_plus
 
 from .timeutil import to_epoch
 
 BATCH = 1000
+PAGE_RETRIES = 4
 
 
 def _error_text(exc):
@@ -87,9 +96,54 @@ def _entry(obj):
     return (obj.name, int(obj.size or 0), mtime, obj.hash or None)
 
 
+def _s3_pages(drv, container, prefix):
+    """Yield lists of libcloud Objects, one per ListObjects page, with exact key names."""
+    from libcloud.common.types import LibcloudError
+    from libcloud.utils.xml import fixxpath
+
+    path = drv._get_container_path(container)
+    params = {"encoding-type": "url"}
+    if prefix:
+        params["prefix"] = prefix
+    marker = None
+    while True:
+        if marker is not None:
+            params["marker"] = marker
+        for attempt in range(PAGE_RETRIES + 1):
+            try:
+                response = drv.connection.request(path, params=params)
+                if response.status != 200:
+                    raise LibcloudError("unexpected status %s" % response.status, driver=drv)
+                break
+            except Exception as exc:  # noqa: BLE001 - retried from the same marker
+                if attempt == PAGE_RETRIES or _is_creds_error(exc) or _is_missing_bucket(exc):
+                    raise
+                time.sleep(min(0.5 * 2**attempt, 8.0))
+        body = response.object
+        objects = drv._to_objs(obj=body, xpath="Contents", container=container)
+        encoded = (body.findtext(fixxpath(xpath="EncodingType", namespace=drv.namespace)) or "").lower() == "url"
+        if encoded:
+            for obj in objects:
+                obj.name = unquote_plus(obj.name, errors="strict")
+        truncated = (body.findtext(fixxpath(xpath="IsTruncated", namespace=drv.namespace)) or "").lower() == "true"
+        if objects:
+            yield objects
+        if not truncated or not objects:
+            return
+        marker = objects[-1].name
+
+
+def _objects(drv, container, prefix):
+    if hasattr(drv, "_to_objs") and hasattr(drv, "_get_container_path"):
+        for page in _s3_pages(drv, container, prefix):
+            yield from page
+    else:
+        yield from drv.iterate_container_objects(container, prefix=prefix or None)
+
+
 def _batches(drv, container, prefix):
     batch = []
-    for obj in drv.iterate_container_objects(container, prefix=prefix or None):
+    for obj in _objects(drv, container, prefix):
         batch.append(_entry(obj))
         if len(batch) >= BATCH:
             yield batch
