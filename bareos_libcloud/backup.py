@@ -39,8 +39,9 @@ class ChangePolicy:
     def changed(self, mtime):
         return self.since == 0 or mtime is None or mtime >= self.since
 
-    def plan(self, size, mtime):
-        if not self.changed(mtime):
+    def plan(self, size, mtime, forced=False):
+        """``forced``: the retry journal says an earlier job could not save it."""
+        if not forced and not self.changed(mtime):
             return DECLARE if self.accurate else SKIP
         if self.estimate:
             return DECLARE
@@ -50,12 +51,16 @@ class ChangePolicy:
 class Item:
     """An object Bareos is told about."""
 
-    __slots__ = ("bucket", "key", "fname", "plan", "download", "size", "mtime", "etag")
+    __slots__ = ("bucket", "key", "fname", "plan", "download", "size", "mtime", "etag", "forced")
 
-    def __init__(self, bucket, key, plan, download, size, mtime, etag):
-        self.bucket, self.key, self.plan, self.download = bucket, key, plan, download
-        self.size, self.mtime, self.etag = size, mtime, etag
-        self.fname = naming.object_fname(bucket, key)
+    def __init__(self, bucket, key, fname, plan, size, mtime, etag, forced):
+        self.bucket, self.key, self.fname, self.plan = bucket, key, fname, plan
+        self.size, self.mtime, self.etag, self.forced = size, mtime, etag, forced
+        self.download = None
+
+    def new_download(self, seq):
+        self.download = Download(seq, self.bucket, self.key, {"size": self.size, "mtime": self.mtime, "etag": self.etag})
+        return self.download
 
 
 class Stats:
@@ -85,12 +90,14 @@ def _size(count):
 class BackupSession:
     """The backup side of one job."""
 
-    def __init__(self, opts, log, policy, python, cancelled):
+    def __init__(self, opts, log, policy, python, cancelled, journal=None):
         self.opts = opts
         self.log = log
         self.policy = policy
         self.python = python
         self.cancelled = cancelled
+        self.journal = journal
+        self.forced = journal.load() if journal is not None else set()
         self.config = {
             "provider": opts.provider,
             "driver_kwargs": opts.driver_kwargs,
@@ -98,6 +105,10 @@ class BackupSession:
             "buckets_include": opts.buckets_include,
             "buckets_exclude": opts.buckets_exclude,
             "prefix": opts.prefix,
+            "retries": opts.retries,
+            "retry_max_wait": opts.retry_max_wait,
+            "debug": opts.debug,
+            "secrets": opts.secrets,
         }
         self.stats = Stats()
         self.lister = None
@@ -140,17 +151,28 @@ class BackupSession:
                 raise SetupFailed(message[1])
             if message[0] == "warning":
                 self.log.warning(message[1])
+            if message[0] == "debug":
+                self.log.debug(message[1])
             if message[0] == "ready":
                 self.buckets = message[1]
                 self.log.debug("buckets to back up: %s" % ", ".join(self.buckets))
                 return
 
-    def close(self):
-        """End every helper process; safe to call more than once, also on cancel."""
+    def close(self, job_ok=True):
+        """End every helper process; safe to call more than once, also on cancel.
+
+        The journal forgets the objects saved in this job only when the job went well:
+        Bareos does not build on a failed or cancelled job.
+        """
         if self.pool is not None:
             self.pool.close()
         if self.lister is not None:
             self.lister.stop(grace=0.5)
+        if self.journal is not None:
+            if not job_ok:
+                self.journal.done.clear()
+            self.journal.close()
+            self.journal = None
 
     # -- the listing -----------------------------------------------------------------------
     def _receive_listing(self):
@@ -182,6 +204,8 @@ class BackupSession:
             self._plan(message[1], message[2])
         elif kind == "warning":
             self.log.warning(message[1])
+        elif kind == "debug":
+            self.log.debug(message[1])
         elif kind == "bucket_done":
             self.complete_buckets.add(message[1])
         elif kind == "bucket_failed":
@@ -196,20 +220,22 @@ class BackupSession:
     def _plan(self, bucket, entries):
         for key, size, mtime, etag in entries:
             self.stats.listed += 1
-            plan = self.policy.plan(size, mtime)
-            if plan == SKIP:
-                self.stats.unchanged += 1
-                continue
-            download = None
-            if plan == PREFETCH:
-                self.seq += 1
-                download = Download(self.seq, bucket, key, {"size": size, "mtime": mtime, "etag": etag})
-                self.pool.add(download)
             try:
-                self.upcoming.append(Item(bucket, key, plan, download, size, mtime, etag))
+                fname = naming.object_fname(bucket, key)
             except naming.BadName as exc:
                 self.stats.failed += 1
                 self.log.error("object %r in bucket %r cannot be named: %s" % (key, bucket, exc))
+                continue
+            forced = fname in self.forced
+            plan = self.policy.plan(size, mtime, forced)
+            if plan == SKIP:
+                self.stats.unchanged += 1
+                continue
+            item = Item(bucket, key, fname, plan, size, mtime, etag, forced)
+            if plan == PREFETCH:
+                self.seq += 1
+                self.pool.add(item.new_download(self.seq))
+            self.upcoming.append(item)
 
     def _fill(self):
         """Keep the listing ahead of Bareos, without blocking while anything is queued."""
@@ -239,9 +265,7 @@ class BackupSession:
                 return item
             if item.plan == STREAM:
                 self.seq += 1
-                item.download = Download(
-                    self.seq, item.bucket, item.key, {"size": item.size, "mtime": item.mtime, "etag": item.etag}
-                )
+                item.new_download(self.seq)
             if self._settle(item):
                 return item
 
@@ -267,16 +291,24 @@ class BackupSession:
         return True
 
     def not_saved(self, item, reason):
+        """Name the object in an M_ERROR and journal it, so the next backup saves it again."""
         self.stats.failed += 1
         self.failed_names.add(item.fname)
         self.log.error("object %r in bucket %r could not be saved: %s" % (item.key, item.bucket, reason))
+        if self.journal is not None:
+            self.journal.add(item.fname, reason)
+
+    def saved(self, item, size):
+        """The object went to Bareos whole."""
+        self.stats.saved += 1
+        self.stats.bytes += size
+        if self.journal is not None:
+            self.journal.saved(item.fname)
 
     def open_on_demand(self, item):
         """Bareos reads an object the plan did not fetch (accurate found it changed)."""
         self.seq += 1
-        item.download = Download(
-            self.seq, item.bucket, item.key, {"size": item.size, "mtime": item.mtime, "etag": item.etag}
-        )
+        item.new_download(self.seq)
         self.pool.wait_settled(item.download)
         return item.download.state not in (VANISHED, FAILED)
 

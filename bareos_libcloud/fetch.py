@@ -2,16 +2,20 @@
 
 For the S3 family the GET goes through the driver's own signed connection so that the response
 headers (size, ETag, Last-Modified) are known before the first byte is handed on, and a broken
-transfer can resume with a ranged GET.  Other providers use the generic
-``download_object_as_stream`` and report the listed attributes.
+transfer resumes with a ranged GET guarded by ``If-Match`` (same ETag, same object).  Other
+providers use the generic ``download_object_as_stream`` and report the listed attributes.
+
+Integrity: the byte count must equal the announced size, and where the ETag is a plain MD5
+(no ``-N`` multipart suffix, no SSE-KMS/SSE-C) the MD5 of the bytes must match it.
 """
 
-import time
+import hashlib
+import re
 
-from .timeutil import to_epoch
+from .retry import Transient, is_transient_status
 
 CHUNK_SIZE = 1024 * 1024
-RETRIES = 3
+_PLAIN_MD5 = re.compile(r"^[0-9a-f]{32}$")
 
 
 class ObjectVanished(Exception):
@@ -22,14 +26,19 @@ class FetchError(Exception):
     """The object could not be read; the message names the cause (no secrets)."""
 
 
+class ObjectChanged(FetchError):
+    """The object changed while it was read (the ETag no longer matches)."""
+
+
 class ObjectStream:
     """An open download: ``size``, ``mtime``, ``etag`` and an iterator of byte chunks."""
 
-    def __init__(self, size, mtime, etag, chunks):
+    def __init__(self, size, mtime, etag, chunks, md5_checkable=False):
         self.size = size
         self.mtime = mtime
         self.etag = etag
         self.chunks = chunks
+        self.md5_checkable = md5_checkable
 
 
 def _container(driver, bucket):
@@ -38,29 +47,29 @@ def _container(driver, bucket):
     return Container(name=bucket, extra={}, driver=driver)
 
 
-def _s3_like(driver):
+def s3_like(driver):
     return hasattr(driver, "_get_object_path") and hasattr(driver, "connection")
 
 
-def _describe_status(status):
-    return "HTTP %s" % status
-
-
 def _open_s3(driver, bucket, key, start, etag):
+    from .timeutil import to_epoch
+
     headers = {}
     if start:
         headers["Range"] = "bytes=%d-" % start
-    if start and etag:
-        headers["If-Match"] = '"%s"' % etag
+        if etag:
+            headers["If-Match"] = '"%s"' % etag
     path = driver._get_object_path(_container(driver, bucket), key)
     response = driver.connection.request(path, method="GET", headers=headers, stream=True, raw=True)
     status = response.status
     if status == 404:
         raise ObjectVanished()
-    if status == 412:
-        raise FetchError("the object changed while it was read")
+    if status == 412 or (start and status == 200):
+        raise ObjectChanged("the object changed while it was read")
+    if is_transient_status(status):
+        raise Transient("HTTP %s" % status)
     if status not in (200, 206):
-        raise FetchError(_describe_status(status))
+        raise FetchError("HTTP %s" % status)
     hdrs = response.headers
     length = int(hdrs.get("content-length", "-1"))
     if status == 206:
@@ -73,7 +82,11 @@ def _open_s3(driver, bucket, key, start, etag):
     except ValueError:
         mtime = None
     new_etag = (hdrs.get("etag") or "").strip('"') or None
-    return ObjectStream(size, mtime, new_etag, response.iter_content(CHUNK_SIZE))
+    encrypted = "x-amz-server-side-encryption-customer-algorithm" in hdrs or (
+        hdrs.get("x-amz-server-side-encryption", "") == "aws:kms"
+    )
+    checkable = bool(new_etag and _PLAIN_MD5.match(new_etag) and not encrypted)
+    return ObjectStream(size, mtime, new_etag, response.iter_content(CHUNK_SIZE), checkable)
 
 
 def _open_generic(driver, bucket, key, listed):
@@ -96,67 +109,89 @@ def _has_dot_segment(key):
     return any(segment in (".", "..") for segment in key.split("/"))
 
 
-def _translate(exc, key=""):
+def translate(exc, key=""):
+    """A libcloud/requests exception as ObjectVanished, Transient or FetchError."""
+    from libcloud.common.exceptions import BaseHTTPError, RateLimitReachedError
     from libcloud.common.types import InvalidCredsError, LibcloudError
     from libcloud.storage.types import ObjectDoesNotExistError
 
-    if isinstance(exc, (ObjectVanished, FetchError)):
+    if isinstance(exc, (ObjectVanished, FetchError, Transient)):
         return exc
     if isinstance(exc, ObjectDoesNotExistError):
         return ObjectVanished()
+    if isinstance(exc, RateLimitReachedError):
+        return Transient("HTTP 429 (rate limited)")
     if isinstance(exc, InvalidCredsError):
         if _has_dot_segment(key):
             return FetchError("access denied by the object store (a key with '.' or '..' segments "
                               "can only be read with signature_version=4)")
         return FetchError("access denied by the object store")
+    if isinstance(exc, BaseHTTPError):
+        code = getattr(exc, "code", None)
+        if isinstance(code, int) and is_transient_status(code):
+            return Transient("HTTP %s: %s" % (code, exc.message))
+        return FetchError("HTTP %s: %s" % (code, exc.message))
     if isinstance(exc, LibcloudError):
-        return FetchError(str(exc.value) if getattr(exc, "value", None) else type(exc).__name__)
+        text = str(exc.value) if getattr(exc, "value", None) else type(exc).__name__
+        match = re.search(r"[Ss]tatus code: (\d+)", text)
+        if match and is_transient_status(int(match.group(1))):
+            return Transient(text)
+        return FetchError(text)
+    if isinstance(exc, (OSError, EOFError)) or type(exc).__module__.startswith(("requests", "urllib3")):
+        return Transient("%s: %s" % (type(exc).__name__, exc))
     return FetchError("%s: %s" % (type(exc).__name__, exc))
 
 
-def open_object(driver, bucket, key, listed, start=0, etag=None):
-    """Open ``key`` for reading from byte ``start``; retries transient failures."""
-    last = None
-    for attempt in range(RETRIES):
+def open_object(driver, bucket, key, listed, retry, start=0, etag=None):
+    """Open ``key`` for reading from byte ``start``, retrying transient failures."""
+    attempts = retry.start(key)
+    while True:
         try:
-            if _s3_like(driver):
+            if s3_like(driver):
                 return _open_s3(driver, bucket, key, start, etag)
             if start:
                 raise FetchError("this provider cannot resume a broken download")
             return _open_generic(driver, bucket, key, listed)
         except Exception as exc:  # noqa: BLE001 - translated, retried, re-raised
-            last = _translate(exc, key)
-            if isinstance(last, ObjectVanished) or "changed while" in str(last):
-                raise last
-            time.sleep(min(0.2 * (2**attempt), 2.0))
-    raise last
+            error = translate(exc, key)
+            if not isinstance(error, Transient):
+                raise error
+            if not attempts.retry(error):
+                raise FetchError("%s (gave up after %d attempts)" % (error, attempts.made))
 
 
-def read_object(driver, bucket, key, listed):
-    """Yield ``(ObjectStream, chunk)`` pairs; a broken transfer resumes where it stopped.
+def read_object(driver, bucket, key, listed, retry, start=0, etag=None):
+    """Yield ``(ObjectStream, chunk)`` pairs, the last one with an empty chunk.
 
-    The first item's stream carries the attributes; chunks follow in order.  Raises
-    ObjectVanished or FetchError.
+    A transfer that breaks resumes from the byte reached (same ETag) up to ``retry`` attempts.
+    ``start``/``etag`` continue a transfer another process began.  Raises ObjectVanished,
+    ObjectChanged or FetchError; the byte count and, where possible, the MD5 are checked.
     """
-    stream = open_object(driver, bucket, key, listed)
-    done = 0
-    attempts = 0
+    stream = open_object(driver, bucket, key, listed, retry, start, etag)
+    done = start
+    digest = hashlib.md5() if stream.md5_checkable and start == 0 else None
+    resumes = retry.start(key)
     while True:
         try:
             for chunk in stream.chunks:
                 if chunk:
                     done += len(chunk)
+                    if digest is not None:
+                        digest.update(chunk)
                     yield stream, chunk
             break
         except Exception as exc:  # noqa: BLE001 - a broken connection mid-body
-            attempts += 1
-            if attempts > RETRIES or not stream.etag or not _s3_like(driver):
-                raise _translate(exc, key)
-            time.sleep(min(0.2 * (2**attempts), 2.0))
-            resumed = open_object(driver, bucket, key, listed, start=done, etag=stream.etag)
+            error = translate(exc, key)
+            if not stream.etag or not s3_like(driver) or not resumes.retry(error):
+                raise FetchError("the transfer broke after %d bytes: %s" % (done, error))
+            resumed = open_object(driver, bucket, key, listed, retry, start=done, etag=stream.etag)
             stream.chunks = resumed.chunks
     if stream.size is not None and stream.size >= 0 and done != stream.size:
         raise FetchError("got %d bytes, the object store announced %d" % (done, stream.size))
     if stream.size is None or stream.size < 0:
         stream.size = done
+    if digest is not None and digest.hexdigest() != stream.etag:
+        raise FetchError("the MD5 of the bytes read does not match the ETag %s" % stream.etag)
     yield stream, b""
+
+

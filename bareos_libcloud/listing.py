@@ -9,13 +9,11 @@ unparsable (radosgw sends it raw), and libcloud's own iterator cannot resume aft
 page.  Here a failed page is retried from its marker; the listing never restarts.
 """
 
-import time
 from urllib.parse import unquote_plus
 
 from .timeutil import to_epoch
 
 BATCH = 1000
-PAGE_RETRIES = 4
 
 
 def _error_text(exc):
@@ -63,7 +61,18 @@ def _startup_failure(exc, config):
     return "cannot list buckets at %s: %s" % (_where(config), _error_text(exc))
 
 
-def select_buckets(drv, config):
+def _retrying(call, what, retry):
+    """``call()``, retried while it fails transiently."""
+    attempts = retry.start(what)
+    while True:
+        try:
+            return call()
+        except Exception as exc:  # noqa: BLE001 - classified, retried or re-raised
+            if not _is_transient(exc) or not attempts.retry(_error_text(exc)):
+                raise
+
+
+def select_buckets(drv, config, retry):
     """``(containers, warnings)`` for buckets_include/buckets_exclude."""
     include = config.get("buckets_include")
     exclude = set(config.get("buckets_exclude") or ())
@@ -74,14 +83,14 @@ def select_buckets(drv, config):
             if name in exclude:
                 continue
             try:
-                chosen.append(drv.get_container(name))
+                chosen.append(_retrying(lambda: drv.get_container(name), "bucket %s" % name, retry))
             except Exception as exc:  # noqa: BLE001 - classified below
                 if _is_missing_bucket(exc):
                     warnings.append("bucket %r named in buckets_include does not exist" % name)
                 else:
                     raise
         return chosen, warnings
-    containers = list(drv.iterate_containers())
+    containers = _retrying(lambda: list(drv.iterate_containers()), "the list of buckets", retry)
     names = {c.name for c in containers}
     for name in sorted(exclude - names):
         warnings.append("bucket %r named in buckets_exclude does not exist" % name)
@@ -96,7 +105,7 @@ def _entry(obj):
     return (obj.name, int(obj.size or 0), mtime, obj.hash or None)
 
 
-def _s3_pages(drv, container, prefix):
+def _s3_pages(drv, container, prefix, retry):
     """Yield lists of libcloud Objects, one per ListObjects page, with exact key names."""
     from libcloud.common.types import LibcloudError
     from libcloud.utils.xml import fixxpath
@@ -109,16 +118,16 @@ def _s3_pages(drv, container, prefix):
     while True:
         if marker is not None:
             params["marker"] = marker
-        for attempt in range(PAGE_RETRIES + 1):
+        attempts = retry.start("listing of %s after %r" % (container.name, marker or ""))
+        while True:
             try:
                 response = drv.connection.request(path, params=params)
                 if response.status != 200:
                     raise LibcloudError("unexpected status %s" % response.status, driver=drv)
                 break
             except Exception as exc:  # noqa: BLE001 - retried from the same marker
-                if attempt == PAGE_RETRIES or _is_creds_error(exc) or _is_missing_bucket(exc):
+                if not _is_transient(exc) or not attempts.retry(_error_text(exc)):
                     raise
-                time.sleep(min(0.5 * 2**attempt, 8.0))
         body = response.object
         objects = drv._to_objs(obj=body, xpath="Contents", container=container)
         encoded = (body.findtext(fixxpath(xpath="EncodingType", namespace=drv.namespace)) or "").lower() == "url"
@@ -133,17 +142,26 @@ def _s3_pages(drv, container, prefix):
         marker = objects[-1].name
 
 
-def _objects(drv, container, prefix):
+def _is_transient(exc):
+    from .fetch import translate
+    from .retry import Transient
+
+    if _is_creds_error(exc) or _is_missing_bucket(exc):
+        return False
+    return isinstance(translate(exc), Transient)
+
+
+def _objects(drv, container, prefix, retry):
     if hasattr(drv, "_to_objs") and hasattr(drv, "_get_container_path"):
-        for page in _s3_pages(drv, container, prefix):
+        for page in _s3_pages(drv, container, prefix, retry):
             yield from page
     else:
         yield from drv.iterate_container_objects(container, prefix=prefix or None)
 
 
-def _batches(drv, container, prefix):
+def _batches(drv, container, prefix, retry):
     batch = []
-    for obj in _objects(drv, container, prefix):
+    for obj in _objects(drv, container, prefix, retry):
         batch.append(_entry(obj))
         if len(batch) >= BATCH:
             yield batch
@@ -152,15 +170,15 @@ def _batches(drv, container, prefix):
         yield batch
 
 
-def list_all(drv, config):
+def list_all(drv, config, retry):
     """Yield the lister's messages for one job."""
     prefix = config.get("prefix")
     try:
-        containers, warnings = select_buckets(drv, config)
+        containers, warnings = select_buckets(drv, config, retry)
         # Force the first listing request now, so refused credentials fail the job at start.
         first = None
         while containers and first is None:
-            iterator = _batches(drv, containers[0], prefix)
+            iterator = _batches(drv, containers[0], prefix, retry)
             try:
                 first = next(iterator, [])
             except Exception as exc:  # noqa: BLE001 - classified below
@@ -180,7 +198,7 @@ def list_all(drv, config):
                     yield ("entries", container.name, first)
                 batches = iterator
             else:
-                batches = _batches(drv, container, prefix)
+                batches = _batches(drv, container, prefix, retry)
             for batch in batches:
                 yield ("entries", container.name, batch)
         except Exception as exc:  # noqa: BLE001 - the job names the bucket and carries on

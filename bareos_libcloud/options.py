@@ -17,6 +17,8 @@ DEFAULT_PREFETCH_SIZE = 10 * 1024 * 1024
 DEFAULT_PREFETCH_MEMORY = 256 * 1024 * 1024
 DEFAULT_TIMEOUT = 60
 DEFAULT_PROGRESS_INTERVAL = 10000
+DEFAULT_RETRIES = 5
+DEFAULT_RETRY_MAX_WAIT = 30
 
 #: Options whose values are secrets: never shown in any message.
 SECRET_OPTIONS = frozenset({"key", "secret", "token", "password"})
@@ -37,6 +39,9 @@ PLUGIN_OPTIONS = frozenset(
         "timeout",
         "progress_interval",
         "python",
+        "retries",
+        "retry_max_wait",
+        "fail_on_error",
     }
 )
 
@@ -189,6 +194,9 @@ class Options:
     progress_interval: int = DEFAULT_PROGRESS_INTERVAL
     debug: bool = False
     python: str = None
+    retries: int = DEFAULT_RETRIES
+    retry_max_wait: int = DEFAULT_RETRY_MAX_WAIT
+    fail_on_error: bool = False
     secrets: tuple = ()
     warnings: list = field(default_factory=list)
 
@@ -280,6 +288,12 @@ class OptionSet:
             opts.progress_interval = parse_int("progress_interval", raw.pop("progress_interval"), 0)
         if "debug" in raw:
             opts.debug = parse_bool("debug", raw.pop("debug"))
+        if "retries" in raw:
+            opts.retries = parse_int("retries", raw.pop("retries"), 1, 100)
+        if "retry_max_wait" in raw:
+            opts.retry_max_wait = parse_int("retry_max_wait", raw.pop("retry_max_wait"), 0, 3600)
+        if "fail_on_error" in raw:
+            opts.fail_on_error = parse_bool("fail_on_error", raw.pop("fail_on_error"))
         if "python" in raw:
             opts.python = raw.pop("python")
             if not os.path.isabs(opts.python):

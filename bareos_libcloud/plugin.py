@@ -10,11 +10,13 @@ import errno
 import functools
 import stat
 import threading
+import time
 
 from . import naming
 from .backup import DECLARE, BackupSession, ChangePolicy, SetupFailed
 from .helpers import python_executable, stop_resource_tracker
 from .joblog import JobLog
+from .journal import Journal
 from .options import OptionError, OptionSet
 from .prefetch import JobCancelled, PoolFailed
 from .restore import RestoreRefused, RestoreSession, Skip
@@ -58,6 +60,7 @@ class BareosFdPluginLibcloud:
         self.item_read = False
         self.restore = None
         self.progress_next = 0
+        self.job_start = 0
         bareosfd.RegisterEvents(
             [
                 bareosfd.bEventJobEnd,
@@ -132,7 +135,18 @@ class BareosFdPluginLibcloud:
         estimate = not self.backup_job_started
         policy = ChangePolicy(since, accurate, opts.prefetch_size, estimate)
         self.log.debug("level %s since %s accurate %s estimate %s" % (level, since, accurate, estimate))
-        self.backup = BackupSession(opts, self.log, policy, python_executable(opts.python), self.cancelled)
+        self.job_start = int(time.time())
+        journal = None
+        if not estimate:
+            workdir = fd.GetValue(fd.bVarWorkingDir)
+            if workdir:
+                journal = Journal(workdir, fd.GetValue(fd.bVarJobName))
+            else:
+                self.log.warning("the daemon has no working directory: objects that fail are not retried")
+        python = python_executable(opts.python)
+        self.backup = BackupSession(opts, self.log, policy, python, self.cancelled, journal)
+        if self.backup.forced:
+            self.log.info("%d objects an earlier backup could not save are saved again" % len(self.backup.forced))
         self.progress_next = opts.progress_interval
         try:
             self.backup.start()
@@ -150,10 +164,15 @@ class BareosFdPluginLibcloud:
         if self.item is not None:
             backup.done_with(self.item)
             self.item = None
-        backup.close()
+        stats = backup.stats
+        if not self.failed or stats.listed:
+            self.log.info(stats.summary())
+        if stats.failed and self.opts.fail_on_error and not self.failed:
+            self.failed = True
+            self.log.fatal("%d objects could not be saved and fail_on_error is set" % stats.failed)
+        status = chr(self.fd.GetValue(self.fd.bVarJobStatus) or ord("T"))
+        backup.close(job_ok=not self.failed and status not in "AEef")
         stop_resource_tracker()
-        if not self.failed or backup.stats.listed:
-            self.log.info(backup.stats.summary())
 
     # -- backup ------------------------------------------------------------------------------
     @_guarded("bRC_Error")
@@ -180,6 +199,8 @@ class BareosFdPluginLibcloud:
         statp.st_size = item.size
         mtime = item.mtime or 0
         statp.st_atime = statp.st_mtime = statp.st_ctime = mtime
+        if item.forced:  # a changed ctime makes Bareos's accurate check save it again
+            statp.st_ctime = self.job_start
         savepkt.statp = statp
         savepkt.fname = item.fname
         savepkt.type = fd.FT_REG
@@ -271,9 +292,7 @@ class BareosFdPluginLibcloud:
         iop.buf = piece
         iop.status = len(piece)
         if not piece:
-            stats = self.backup.stats
-            stats.saved += 1
-            stats.bytes += reader.sent
+            self.backup.saved(self.item, reader.sent)
         return fd.bRC_OK
 
     # -- restore -----------------------------------------------------------------------------

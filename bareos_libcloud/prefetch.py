@@ -5,6 +5,9 @@ callback calls :meth:`PrefetchPool.pump`, which hands queued downloads to idle h
 collects finished ones.  Downloads are kept in listing order; at most ``queue_size`` of them and
 about ``memory_budget`` bytes are held at a time.  An object larger than ``inline_limit`` is not
 held: its helper sends it chunk by chunk, only while Bareos reads it.
+
+A helper that dies or stalls loses nothing: its download is queued again, and a stream that had
+begun continues from the byte reached (same ETag) in another helper.
 """
 
 import collections
@@ -15,6 +18,7 @@ from .helpers import Helper, stop_all
 from .worker import prefetcher_main
 
 QUEUED, RUNNING, COMPLETE, STREAMING, ENDED, VANISHED, FAILED = range(7)
+MAX_RESTARTS = 3
 
 
 class JobCancelled(Exception):
@@ -29,8 +33,8 @@ class Download:
     """One object's transfer, as the job sees it."""
 
     __slots__ = (
-        "seq", "bucket", "key", "listed", "state", "helper", "data", "chunks",
-        "size", "mtime", "etag", "error", "reserved", "last_heard",
+        "seq", "bucket", "key", "listed", "state", "helper", "data", "chunks", "received",
+        "size", "mtime", "etag", "error", "reserved", "last_heard", "restarts",
     )
 
     def __init__(self, seq, bucket, key, listed):
@@ -42,9 +46,11 @@ class Download:
         self.helper = None
         self.data = None  # the whole object when COMPLETE
         self.chunks = collections.deque()  # stream chunks not yet read
+        self.received = 0  # stream bytes received so far (where a resume starts)
         self.size = self.mtime = self.etag = self.error = None
         self.reserved = 0
         self.last_heard = 0.0
+        self.restarts = 0
 
     @property
     def settled(self):
@@ -80,13 +86,10 @@ class PrefetchPool:
         """May another download be queued ahead of Bareos?"""
         return len(self.held) < self.queue_size and (self.reserved < self.memory_budget or not self.held)
 
-    def add(self, download, urgent=False):
-        """Queue a download; ``urgent`` puts it before every other (Bareos waits for it)."""
+    def add(self, download):
+        """Queue a download behind the others."""
         self.held[download.seq] = download
-        if urgent:
-            self.queue.appendleft(download)
-        else:
-            self.queue.append(download)
+        self.queue.append(download)
 
     # -- the pump --------------------------------------------------------------------------
     def pump(self, timeout=0.0):
@@ -99,8 +102,9 @@ class PrefetchPool:
                 time.sleep(min(timeout, 0.05))
             return
         for conn in wait(conns, timeout):
-            helper = next(h for h in self.helpers if h.conn is conn)
-            self._receive(helper)
+            helper = next((h for h in self.helpers if h.conn is conn), None)
+            if helper is not None:
+                self._receive(helper)
         self._watchdog()
         self._dispatch()
 
@@ -114,7 +118,7 @@ class PrefetchPool:
                 raise PoolFailed(self.start_error)
 
     def read(self, download):
-        """The next chunk of a streaming download, or b"" at its end.  Raises on failure."""
+        """The next chunk of a streaming download, b"" at its end, None if it failed."""
         while not download.chunks:
             if download.state == ENDED:
                 return b""
@@ -122,6 +126,9 @@ class PrefetchPool:
                 return None
             self._check_cancel()
             helper = download.helper
+            if helper is None:  # queued again after its helper died: resume
+                self.wait_settled(download)
+                continue
             if wait([helper.conn], 0.2):
                 self._receive(helper)
             else:
@@ -132,15 +139,11 @@ class PrefetchPool:
     def release(self, download):
         """Forget a download; a helper still sending it is ended (Bareos stopped reading)."""
         self.held.pop(download.seq, None)
-        self.reserved -= download.reserved
-        download.reserved = 0
+        self._unreserve(download)
         download.data = None
         download.chunks.clear()
-        if download.state == QUEUED:
-            try:
-                self.queue.remove(download)
-            except ValueError:
-                pass
+        if download in self.queue:
+            self.queue.remove(download)
         helper = download.helper
         if helper is not None and helper.download is download:
             self._drop_helper(helper)
@@ -152,7 +155,7 @@ class PrefetchPool:
         self.starting.clear()
         self.idle.clear()
 
-    # -- internals -------------------------------------------------------------------------
+    # -- dispatch --------------------------------------------------------------------------
     def _check_cancel(self):
         if self.cancelled.is_set():
             raise JobCancelled()
@@ -173,21 +176,13 @@ class PrefetchPool:
         """Bareos waits and every helper holds a later, paused stream: end the last one."""
         if len(self.helpers) < self.max_workers:
             return
-        paused = [h for h in self.helpers if h.download is not None and h.download.state == STREAMING]
-        if len(paused) == len([h for h in self.helpers if h.download is not None]):
+        busy = [h for h in self.helpers if h.download is not None]
+        paused = [h for h in busy if h.download.state == STREAMING]
+        if paused and len(paused) == len(busy):
             victim = max(paused, key=lambda h: h.download.seq)
             download = victim.download
             self._drop_helper(victim)
-            self._requeue(download)
-
-    def _requeue(self, download):
-        self.reserved -= download.reserved
-        download.reserved = 0
-        download.state = QUEUED
-        download.helper = None
-        download.chunks.clear()
-        download.data = None
-        self.queue.appendleft(download)
+            self._requeue(download, front=False)
 
     def _start_helpers(self):
         if self.start_error:
@@ -208,7 +203,8 @@ class PrefetchPool:
             self._start_helpers()
         while self.queue and self.idle:
             download = self.queue[0]
-            reserve = min(download.listed["size"], self.inline_limit)
+            resume = download.received > 0
+            reserve = 0 if resume else min(download.listed["size"], self.inline_limit)
             over_budget = self.reserved + reserve > self.memory_budget and self.reserved > 0
             if over_budget and download.seq > self.floor:
                 return
@@ -220,9 +216,10 @@ class PrefetchPool:
             download.last_heard = time.monotonic()
             self.reserved += reserve
             helper.download = download
-            listed = download.listed
-            helper.send(("get", download.seq, download.bucket, download.key, listed, self.inline_limit))
+            helper.send(("get", download.seq, download.bucket, download.key, download.listed, self.inline_limit,
+                         download.received, download.etag if resume else None))
 
+    # -- receiving -------------------------------------------------------------------------
     def _receive(self, helper):
         try:
             message = helper.conn.recv()
@@ -230,6 +227,9 @@ class PrefetchPool:
             self._helper_died(helper, "a prefetch process ended unexpectedly")
             return
         kind = message[0]
+        if kind == "debug":
+            self.debug(message[1])
+            return
         if kind == "started":
             self.starting.discard(helper)
             self.idle.append(helper)
@@ -244,24 +244,25 @@ class PrefetchPool:
         download.last_heard = time.monotonic()
         if kind == "object":
             _, _, download.size, download.mtime, download.etag, download.data = message
-            self._adjust(download, len(download.data))
+            self._unreserve(download)
+            download.reserved = len(download.data)
+            self.reserved += download.reserved
             self._finish(helper, download, COMPLETE)
         elif kind == "begin":
             _, _, download.size, download.mtime, download.etag = message
             download.state = STREAMING
         elif kind == "data":
             download.chunks.append(message[2])
+            download.received += len(message[2])
         elif kind == "end":
             self._finish(helper, download, ENDED)
         elif kind == "vanished":
-            self._finish(helper, download, VANISHED)
+            if download.received:
+                download.error = "the object was deleted while it was read"
+            self._finish(helper, download, FAILED if download.received else VANISHED)
         elif kind == "error":
             download.error = message[2]
             self._finish(helper, download, FAILED)
-
-    def _adjust(self, download, size):
-        self.reserved += size - download.reserved
-        download.reserved = size
 
     def _finish(self, helper, download, state):
         download.state = state
@@ -269,12 +270,15 @@ class PrefetchPool:
         helper.download = None
         self.idle.append(helper)
 
+    def _unreserve(self, download):
+        self.reserved -= download.reserved
+        download.reserved = 0
+
+    # -- failures --------------------------------------------------------------------------
     def _watch(self, helper):
         download = helper.download
         if download is not None and time.monotonic() - download.last_heard > self.stall_seconds:
-            self._drop_helper(helper)
-            download.error = "no data from the object store for %d s" % self.stall_seconds
-            download.state = FAILED
+            self._helper_died(helper, "no data from the object store for %d s" % self.stall_seconds)
 
     def _watchdog(self):
         for helper in list(self.helpers):
@@ -284,13 +288,29 @@ class PrefetchPool:
     def _helper_died(self, helper, text):
         download = helper.download
         self._drop_helper(helper)
-        if download is not None and download.state in (RUNNING, STREAMING):
-            if download.state == RUNNING:
-                self.debug("%s; fetching %s/%s again" % (text, download.bucket, download.key))
-                self._requeue(download)
-            else:
-                download.error = text
-                download.state = FAILED
+        if download is None or download.state not in (RUNNING, STREAMING):
+            return
+        download.restarts += 1
+        if download.restarts > MAX_RESTARTS:
+            download.error = "%s (%d times)" % (text, download.restarts)
+            download.state = FAILED
+            return
+        self.debug("%s; %s/%s continues in another process at byte %d"
+                   % (text, download.bucket, download.key, download.received))
+        self._requeue(download, front=True)
+
+    def _requeue(self, download, front):
+        """Queue a download again; a begun stream keeps its bytes and resumes after them."""
+        if download.received == 0:
+            self._unreserve(download)
+            download.chunks.clear()
+        download.state = QUEUED
+        download.helper = None
+        download.data = None
+        if front:
+            self.queue.appendleft(download)
+        else:
+            self.queue.append(download)
 
     def _drop_helper(self, helper):
         helper.kill()

@@ -13,7 +13,9 @@ Lister -> job::
     ("fatal", text)                nothing more will come
     ("done",)
 
-Job -> prefetcher: ``("get", seq, bucket, key, listed, inline_limit)`` or ``("stop",)``.
+Job -> prefetcher: ``("get", seq, bucket, key, listed, inline_limit, start, etag)`` (``start`` > 0
+continues a stream another prefetcher began) or ``("stop",)``.
+Prefetcher (and lister) -> job, at any time: ``("debug", text)``.
 Prefetcher -> job::
 
     ("object", seq, size, mtime, etag, data)   the whole object (it fit in inline_limit)
@@ -28,6 +30,10 @@ import sys
 
 from . import driver as driver_mod
 from . import fetch, listing
+from .retry import RetryPolicy
+
+#: Times a small object is read again from the start when it changed while it was read.
+CHANGED_RESTARTS = 2
 
 
 def _die_with_parent():
@@ -44,14 +50,29 @@ def _die_with_parent():
         pass
 
 
+def _retry_policy(conn, config):
+    def report(text):
+        if config.get("debug"):
+            conn.send(("debug", _scrub(text, config)))
+
+    return RetryPolicy(config.get("retries", 5), config.get("retry_max_wait", 30.0), report=report)
+
+
+def _scrub(text, config):
+    for secret in config.get("secrets", ()):
+        text = text.replace(secret, "***")
+    return text
+
+
 def _setup(conn, config):
     _die_with_parent()
     try:
         return driver_mod.make_driver(config["provider"], config["driver_kwargs"], config["timeout"])
     except driver_mod.DriverSetupError as exc:
-        conn.send(("fatal", str(exc)))
+        conn.send(("fatal", _scrub(str(exc), config)))
     except Exception as exc:  # noqa: BLE001 - reported, never re-raised into a traceback
-        conn.send(("fatal", "cannot create the libcloud driver: %s: %s" % (type(exc).__name__, exc)))
+        text = "cannot create the libcloud driver: %s: %s" % (type(exc).__name__, exc)
+        conn.send(("fatal", _scrub(text, config)))
     return None
 
 
@@ -61,46 +82,71 @@ def lister_main(conn, config):
         drv = _setup(conn, config)
         if drv is None:
             return
-        for message in listing.list_all(drv, config):
+        for message in listing.list_all(drv, config, _retry_policy(conn, config)):
             conn.send(message)
     except (BrokenPipeError, EOFError, OSError):
         pass  # the job went away
+    except Exception as exc:  # noqa: BLE001 - no traceback on the daemon's stderr
+        _report_crash(conn, config, "the listing", exc)
     finally:
         conn.close()
 
 
-def _send_object(conn, drv, seq, bucket, key, listed, inline_limit):
-    parts, held, began = [], 0, False
-    stream = None
+def _report_crash(conn, config, what, exc):
     try:
-        for stream, chunk in fetch.read_object(drv, bucket, key, listed):
-            if began:
-                if chunk:
-                    conn.send(("data", seq, chunk))
-                continue
-            known = stream.size if stream.size is not None and stream.size >= 0 else None
-            if (known is not None and known > inline_limit) or held + len(chunk) > inline_limit:
-                conn.send(("begin", seq, known, stream.mtime, stream.etag))
+        conn.send(("fatal", _scrub("%s failed: %s: %s" % (what, type(exc).__name__, exc), config)))
+    except (OSError, ValueError):
+        pass
+
+
+def _send_object(conn, drv, retry, request):
+    """Send one object, reading it again from the start if it changed before any byte went out."""
+    for attempt in range(CHANGED_RESTARTS + 1):
+        outcome = _try_send_object(conn, drv, retry, request, last=attempt == CHANGED_RESTARTS)
+        if outcome != "changed":
+            return
+
+
+def _too_big(stream, held, limit):
+    known = stream.size if stream.size is not None and stream.size >= 0 else None
+    return (known is not None and known > limit) or held > limit
+
+
+def _try_send_object(conn, drv, retry, request, last):
+    _, seq, bucket, key, listed, inline_limit, start, etag = request
+    parts, held, began = [], 0, False
+    try:
+        for stream, chunk in fetch.read_object(drv, bucket, key, listed, retry, start, etag):
+            if not began and (start > 0 or _too_big(stream, held + len(chunk), inline_limit)):
+                size = stream.size if stream.size is not None and stream.size >= 0 else None
+                conn.send(("begin", seq, size, stream.mtime, stream.etag))
                 began = True
                 for part in parts:
                     conn.send(("data", seq, part))
                 parts = []
-                if chunk:
-                    conn.send(("data", seq, chunk))
+            if not chunk:
                 continue
-            if chunk:
+            if began:
+                conn.send(("data", seq, chunk))
+            else:
                 parts.append(chunk)
                 held += len(chunk)
     except fetch.ObjectVanished:
-        conn.send(("error", seq, "the object vanished while it was read") if began else ("vanished", seq))
-        return
+        conn.send(("error", seq, "the object was deleted while it was read") if began else ("vanished", seq))
+        return "done"
+    except fetch.ObjectChanged as exc:
+        if not began and not last:
+            return "changed"
+        conn.send(("error", seq, str(exc)))
+        return "done"
     except fetch.FetchError as exc:
         conn.send(("error", seq, str(exc)))
-        return
+        return "done"
     if began:
         conn.send(("end", seq))
     else:
         conn.send(("object", seq, held, stream.mtime, stream.etag, b"".join(parts)))
+    return "done"
 
 
 def prefetcher_main(conn, config):
@@ -109,14 +155,16 @@ def prefetcher_main(conn, config):
         drv = _setup(conn, config)
         if drv is None:
             return
+        retry = _retry_policy(conn, config)
         conn.send(("started", os.getpid()))
         while True:
             message = conn.recv()
             if message[0] != "get":
                 break
-            _, seq, bucket, key, listed, inline_limit = message
-            _send_object(conn, drv, seq, bucket, key, listed, inline_limit)
+            _send_object(conn, drv, retry, message)
     except (BrokenPipeError, EOFError, OSError, KeyboardInterrupt):
         pass
+    except Exception as exc:  # noqa: BLE001 - no traceback on the daemon's stderr
+        _report_crash(conn, config, "a prefetch process", exc)
     finally:
         conn.close()

@@ -125,3 +125,25 @@ def test_refused_credentials_fail_at_start_without_showing_them(rgw, fd, bucket_
     assert len(fatals) == 1, result.messages
     assert not any(wrong in t or rgw.key in t for t in ours)
     assert not result.files
+
+
+def test_an_object_that_failed_is_saved_by_the_next_incremental(rgw, fd, bucket_name):
+    """The retry journal: a non-accurate incremental saves an old object that failed before."""
+    rgw.make_bucket(bucket_name, {"dotdot/../segment": b"unreadable with SigV2", "plain": b"p"})
+    time.sleep(1.1)
+    v2 = plugin_string(rgw, buckets_include=bucket_name, nb_prefetcher=2, signature_version="2", retries=1)
+    full = fd.backup(v2)
+    assert full.status == "W"
+    assert set(saved(full)) == {naming.object_fname(bucket_name, "plain")}
+    journals = [n for n in os.listdir(fd.workdir) if n.endswith(".journal")]
+    assert len(journals) == 1
+
+    v4 = v2.replace("signature_version=2", "signature_version=4")
+    inc = fd.backup(v4, level="I")
+    assert inc.status == "T", inc.messages
+    assert {naming.parse_fname(f)[1]: r.read_bytes() for f, r in saved(inc).items()} == {
+        "dotdot/../segment": b"unreadable with SigV2"
+    }
+    assert not [n for n in os.listdir(fd.workdir) if n.endswith(".journal")]
+    again = fd.backup(v4, level="I")
+    assert not saved(again)
