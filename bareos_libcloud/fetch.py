@@ -30,6 +30,10 @@ class ObjectChanged(FetchError):
     """The object changed while it was read (the ETag no longer matches)."""
 
 
+class CorruptRead(FetchError):
+    """The bytes read do not match the ETag's MD5 (worth reading again)."""
+
+
 class ObjectStream:
     """An open download: ``size``, ``mtime``, ``etag`` and an iterator of byte chunks."""
 
@@ -134,8 +138,9 @@ def translate(exc, key=""):
     if isinstance(exc, LibcloudError):
         text = str(exc.value) if getattr(exc, "value", None) else type(exc).__name__
         match = re.search(r"[Ss]tatus code: (\d+)", text)
-        if match and is_transient_status(int(match.group(1))):
-            return Transient(text)
+        if match:
+            status = int(match.group(1))
+            return Transient("HTTP %d" % status) if is_transient_status(status) else FetchError("HTTP %d" % status)
         return FetchError(text)
     if isinstance(exc, (OSError, EOFError)) or type(exc).__module__.startswith(("requests", "urllib3")):
         return Transient("%s: %s" % (type(exc).__name__, exc))
@@ -161,13 +166,14 @@ def open_object(driver, bucket, key, listed, retry, start=0, etag=None):
 
 
 def read_object(driver, bucket, key, listed, retry, start=0, etag=None):
-    """Yield ``(ObjectStream, chunk)`` pairs, the last one with an empty chunk.
+    """Yield ``(ObjectStream, chunk)`` pairs; the first and the last have an empty chunk.
 
     A transfer that breaks resumes from the byte reached (same ETag) up to ``retry`` attempts.
     ``start``/``etag`` continue a transfer another process began.  Raises ObjectVanished,
     ObjectChanged or FetchError; the byte count and, where possible, the MD5 are checked.
     """
     stream = open_object(driver, bucket, key, listed, retry, start, etag)
+    yield stream, b""  # the attributes are known before the first byte
     done = start
     digest = hashlib.md5() if stream.md5_checkable and start == 0 else None
     resumes = retry.start(key)
@@ -191,7 +197,7 @@ def read_object(driver, bucket, key, listed, retry, start=0, etag=None):
     if stream.size is None or stream.size < 0:
         stream.size = done
     if digest is not None and digest.hexdigest() != stream.etag:
-        raise FetchError("the MD5 of the bytes read does not match the ETag %s" % stream.etag)
+        raise CorruptRead("the MD5 of the bytes read does not match the ETag %s" % stream.etag)
     yield stream, b""
 
 

@@ -187,7 +187,8 @@ class PrefetchPool:
     def _start_helpers(self):
         if self.start_error:
             return
-        wanted = min(self.max_workers, len(self.helpers) + len(self.queue))
+        # Helpers still starting count as capacity: start only what the queue still lacks.
+        wanted = min(self.max_workers, len(self.helpers) + len(self.queue) - len(self.starting))
         while len(self.helpers) < wanted:
             try:
                 helper = Helper("bareos-libcloud-prefetch", prefetcher_main, self.config, self.python)

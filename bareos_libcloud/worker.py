@@ -32,8 +32,9 @@ from . import driver as driver_mod
 from . import fetch, listing
 from .retry import RetryPolicy
 
-#: Times a small object is read again from the start when it changed while it was read.
-CHANGED_RESTARTS = 2
+#: Times an object is read again from the start when it changed while it was read, or its bytes
+#: did not match its MD5, before any byte of it went to the job.
+REREADS = 2
 
 
 def _die_with_parent():
@@ -101,9 +102,9 @@ def _report_crash(conn, config, what, exc):
 
 def _send_object(conn, drv, retry, request):
     """Send one object, reading it again from the start if it changed before any byte went out."""
-    for attempt in range(CHANGED_RESTARTS + 1):
-        outcome = _try_send_object(conn, drv, retry, request, last=attempt == CHANGED_RESTARTS)
-        if outcome != "changed":
+    for attempt in range(REREADS + 1):
+        outcome = _try_send_object(conn, drv, retry, request, last=attempt == REREADS)
+        if outcome != "again":
             return
 
 
@@ -134,9 +135,10 @@ def _try_send_object(conn, drv, retry, request, last):
     except fetch.ObjectVanished:
         conn.send(("error", seq, "the object was deleted while it was read") if began else ("vanished", seq))
         return "done"
-    except fetch.ObjectChanged as exc:
+    except (fetch.ObjectChanged, fetch.CorruptRead) as exc:
         if not began and not last:
-            return "changed"
+            retry.report("reading %r again from the start: %s" % (key, exc))
+            return "again"
         conn.send(("error", seq, str(exc)))
         return "done"
     except fetch.FetchError as exc:

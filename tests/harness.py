@@ -8,9 +8,15 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MiB = 1024 * 1024
 
 
-def plugin_string(server, **options):
-    """The FileSet ``Plugin =`` string for ``server`` plus extra plugin options."""
-    text = "python3:module_path=%s:module_name=bareos-fd-libcloud:%s" % (REPO, server.plugin_options())
+def plugin_string(server, via=None, **options):
+    """The FileSet ``Plugin =`` string for ``server`` plus extra plugin options.
+
+    ``via``: a FaultProxy in front of the server; the plugin then talks to the proxy.
+    """
+    backend = server.plugin_options()
+    if via is not None:
+        backend = backend.replace(":port=%d:" % server.port, ":port=%d:" % via.port)
+    text = "python3:module_path=%s:module_name=bareos-fd-libcloud:%s" % (REPO, backend)
     for key, value in options.items():
         text += ":%s=%s" % (key, value)
     return text

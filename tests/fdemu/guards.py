@@ -71,6 +71,11 @@ def private_tempdir():
             os.environ["TMPDIR"] = saved[1]
 
 
+#: Threads that are not the plugin's: the emulator's own, and the test infrastructure that
+#: shares the test process but would run outside bareos-fd (tests/faultproxy.py).
+OUTSIDE_DAEMON_THREADS = ("fdemu-", "faultproxy")
+
+
 class Snapshot:
     """State before a job; ``leftovers()`` lists what the job left behind."""
 
@@ -94,7 +99,7 @@ class Snapshot:
     def _threads(self):
         return [t for t in threading.enumerate()
                 if t not in self.threads and t.is_alive()
-                and not t.name.startswith("fdemu-")]
+                and not t.name.startswith(OUTSIDE_DAEMON_THREADS)]
 
     def _children(self):
         return {pid: state for pid, state in child_processes().items()

@@ -1,0 +1,253 @@
+"""Faults from the object store, injected by tests/faultproxy.py between the plugin and moto.
+
+The promise: every listed object is either in the backup with exactly its bytes, or named in a
+job message; the job log accounts for all of them.
+"""
+
+import os
+import re
+import signal
+import sys
+import threading
+import time
+
+import pytest
+
+from faultproxy import FaultProxy
+from fdemu import FileDaemon
+from harness import MiB, plugin_string
+
+from bareos_libcloud import naming
+
+M_ERROR, M_WARNING = 4, 5
+
+
+@pytest.fixture
+def fd(tmp_path):
+    return FileDaemon(str(tmp_path / "fd"))
+
+
+@pytest.fixture
+def proxy(moto):
+    with FaultProxy(moto.host, moto.port) as p:
+        yield p
+
+
+def saved(result):
+    return {naming.parse_fname(r.fname)[1]: r.read_bytes() for r in result.files if r.cataloged and not r.deleted}
+
+
+def ours(result, kind=None):
+    return [t for k, t in result.messages if t.startswith("python3-fd-mod: libcloud:") and (kind is None or k == kind)]
+
+
+def accounting(result):
+    """listed, saved, unchanged, vanished, failed from the summary message."""
+    text = [t for t in ours(result) if "objects listed" in t][-1]
+    numbers = re.search(r"(\d+) objects listed, (\d+) saved .*?, (\d+) unchanged, (\d+) vanished, (\d+) failed", text)
+    return tuple(int(n) for n in numbers.groups())
+
+
+def backup(fd, moto, proxy, bucket, **options):
+    options.setdefault("nb_prefetcher", 2)
+    options.setdefault("retry_max_wait", 1)
+    return fd.backup(plugin_string(moto, via=proxy, buckets_include=bucket, **options))
+
+
+@pytest.mark.parametrize("status", [429, 500, 502, 503, 504])
+def test_transient_errors_are_retried(moto, proxy, fd, bucket_name, status):
+    objects = {"small": b"s" * 1000, "large": os.urandom(3 * MiB)}
+    moto.make_bucket(bucket_name, objects)
+    for key in objects:
+        proxy.respond(status, times=2, method="GET", match="/%s/%s" % (bucket_name, key))
+    result = backup(fd, moto, proxy, bucket_name, prefetch_size="1M", debug="yes")
+    assert result.status == "T", result.messages
+    assert saved(result) == objects
+    statuses = [e.status for e in proxy.entries(method="GET", match="/%s/large" % bucket_name)]
+    assert statuses == [status, status, 200]
+    debug = [info for name, info in result.calls if name == "bareosfd.DebugMessage"]
+    assert sum("retry" in line and "'large'" in line for line in debug) == 2
+
+
+def test_listing_errors_are_retried_from_the_marker(moto, proxy, fd, bucket_name):
+    objects = {"k%02d" % i: b"%d" % i for i in range(12)}
+    moto.make_bucket(bucket_name, objects)
+    listing = re.compile(r"^/%s/?\?" % re.escape(bucket_name))
+    proxy.cut_listing(after_keys=5, times=1, match=listing)  # a short first page
+    proxy.respond(503, times=1, method="GET", match=re.compile(r"marker=k04"))  # its next page fails once
+    result = backup(fd, moto, proxy, bucket_name)
+    assert result.status == "T", result.messages
+    assert saved(result) == objects
+    assert len(result.files) == len(objects)  # never an object twice
+    markers = [e.query for e in proxy.entries(method="GET", match=listing)]
+    assert sum("marker=k04" in q for q in markers) == 2
+    assert accounting(result) == (12, 12, 0, 0, 0)
+
+
+def test_a_broken_stream_resumes_where_it_stopped(moto, proxy, fd, bucket_name):
+    data = os.urandom(6 * MiB + 3)
+    moto.make_bucket(bucket_name, {"big": data, "small": b"x" * 300000})
+    proxy.reset_after(2 * MiB + 11, times=1, method="GET", match="/%s/big" % bucket_name)
+    proxy.reset_after(1000, times=1, method="GET", match="/%s/small" % bucket_name)
+    result = backup(fd, moto, proxy, bucket_name, prefetch_size="1M")
+    assert result.status == "T", result.messages
+    assert saved(result) == {"big": data, "small": b"x" * 300000}
+    second = proxy.entries(method="GET", match="/%s/big" % bucket_name)[1]
+    assert second.header("Range") == "bytes=%d-" % (2 * MiB + 11) or second.header("Range").startswith("bytes=")
+    assert second.header("If-Match")
+
+
+def test_a_vanished_object_is_a_warning_not_an_error(moto, proxy, fd, bucket_name):
+    moto.make_bucket(bucket_name, {"gone": b"g", "kept": b"k"})
+    proxy.respond(404, times=None, method="GET", match="/%s/gone" % bucket_name)
+    result = backup(fd, moto, proxy, bucket_name)
+    assert result.status == "T"
+    assert saved(result) == {"kept": b"k"}
+    warnings = ours(result, M_WARNING)
+    assert any("'gone'" in w and "deleted before it could be read" in w for w in warnings)
+    assert accounting(result) == (2, 1, 0, 1, 0)
+
+
+def test_an_object_changed_after_the_listing_is_saved_as_it_is_now(moto, proxy, fd, bucket_name):
+    moto.make_bucket(bucket_name, {"k": b"short"})
+    proxy.respond(503, times=1, method="GET", match="/%s/k" % bucket_name)
+    client = moto.boto3_client()
+
+    def overwrite_after_the_503():
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not proxy.entries(method="GET", match="/%s/k" % bucket_name):
+            time.sleep(0.005)
+        client.put_object(Bucket=bucket_name, Key="k", Body=b"much longer than before")
+
+    thread = threading.Thread(target=overwrite_after_the_503)
+    thread.start()
+    result = backup(fd, moto, proxy, bucket_name, retry_max_wait=2)
+    thread.join()
+    record = [r for r in result.files if r.cataloged][0]
+    assert record.read_bytes() == b"much longer than before"
+    assert record.statp["st_size"] == len(b"much longer than before")
+
+
+def test_a_stalled_server_times_out_and_is_retried(moto, proxy, fd, bucket_name):
+    moto.make_bucket(bucket_name, {"slow": b"x" * 5000})
+    proxy.stall(30, after_bytes=None, times=1, method="GET", match="/%s/slow" % bucket_name)
+    started = time.monotonic()
+    result = backup(fd, moto, proxy, bucket_name, timeout=2)
+    assert time.monotonic() - started < 20
+    assert result.status == "T", result.messages
+    assert saved(result) == {"slow": b"x" * 5000}
+
+
+def test_an_object_that_keeps_failing_is_named_and_journaled(moto, proxy, fd, bucket_name):
+    moto.make_bucket(bucket_name, {"bad": b"b", "good": b"g"})
+    time.sleep(1.1)  # Last-Modified has one-second resolution
+    rule = proxy.respond(500, times=None, method="GET", match="/%s/bad" % bucket_name)
+    result = backup(fd, moto, proxy, bucket_name, retries=3)
+    assert result.status == "W"
+    assert saved(result) == {"good": b"g"}
+    errors = ours(result, M_ERROR)
+    assert len(errors) == 1 and "'bad'" in errors[0] and "HTTP 500" in errors[0]
+    assert accounting(result) == (2, 1, 0, 0, 1)
+    rule.cancel()
+    again = fd.backup(plugin_string(moto, via=proxy, buckets_include=bucket_name), level="I")
+    assert saved(again) == {"bad": b"b"}  # the journal brings it back although it is old
+
+
+def test_fail_on_error_fails_the_job(moto, proxy, fd, bucket_name):
+    moto.make_bucket(bucket_name, {"bad": b"b", "good": b"g"})
+    proxy.respond(500, times=None, method="GET", match="/%s/bad" % bucket_name)
+    result = backup(fd, moto, proxy, bucket_name, retries=2, fail_on_error="yes")
+    assert result.status == "f"
+    assert any("fail_on_error" in t for t in ours(result, 3))
+
+
+def test_a_stream_that_finally_breaks_is_saved_again_next_time(moto, proxy, fd, bucket_name):
+    data = os.urandom(4 * MiB)
+    moto.make_bucket(bucket_name, {"big": data})
+    time.sleep(1.1)
+    rule = proxy.reset_after(MiB, times=None, method="GET", match="/%s/big" % bucket_name)
+    options = dict(prefetch_size="1M", retries=2)
+    full = backup(fd, moto, proxy, bucket_name, **options)
+    assert full.status == "W"
+    assert any("'big'" in e for e in ours(full, M_ERROR))
+    rule.cancel()
+    inc = fd.backup(plugin_string(moto, via=proxy, buckets_include=bucket_name, **options), level="I",
+                    accurate=True)
+    assert inc.status == "T", inc.messages
+    assert saved(inc) == {"big": data}
+    assert fd.current_state()[naming.object_fname(bucket_name, "big")].read_bytes() == data
+
+
+def test_wrong_bytes_with_the_right_etag_are_caught(moto, proxy, fd, bucket_name):
+    import hashlib
+
+    good = b"the real content"
+    moto.make_bucket(bucket_name, {"k": good})
+    etag = '"%s"' % hashlib.md5(good).hexdigest()
+    bogus = b"corrupted content"
+    headers = {"ETag": etag, "Content-Type": "binary/octet-stream", "Last-Modified": "Mon, 23 Nov 2026 00:00:00 GMT"}
+    rule = proxy.respond(200, body=bogus, headers=headers, times=1, method="GET", match="/%s/k" % bucket_name)
+    result = backup(fd, moto, proxy, bucket_name)
+    assert saved(result) == {"k": good}  # caught, read again
+    assert rule.hits == 1
+    proxy.respond(200, body=bogus, headers=headers, times=None, method="GET", match="/%s/k" % bucket_name)
+    result = backup(fd, moto, proxy, bucket_name, retries=2)
+    assert saved(result) == {}
+    assert any("MD5" in e and "'k'" in e for e in ours(result, M_ERROR))
+
+
+def _prefetchers():
+    plugin = sys.modules.get("bareos-fd-libcloud")
+    backup_session = getattr(getattr(plugin, "plugin", None), "backup", None)
+    pool = getattr(backup_session, "pool", None)
+    return list(pool.helpers) if pool is not None else []
+
+
+def test_a_killed_prefetcher_loses_nothing(moto, proxy, fd, bucket_name):
+    data = os.urandom(5 * MiB)
+    small = {"s%02d" % i: os.urandom(20000) for i in range(20)}
+    moto.make_bucket(bucket_name, dict(small, big=data))
+    proxy.stall(3, after_bytes=MiB, times=1, method="GET", match="/%s/big" % bucket_name)
+    killed = []
+
+    def kill_the_one_streaming_big():
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not killed:
+            for helper in _prefetchers():
+                download = getattr(helper, "download", None)
+                if download is not None and download.key == "big" and download.received > 0:
+                    os.kill(helper.process.pid, signal.SIGKILL)
+                    killed.append(helper.process.pid)
+                    return
+            time.sleep(0.01)
+
+    thread = threading.Thread(target=kill_the_one_streaming_big)
+    thread.start()
+    result = backup(fd, moto, proxy, bucket_name, prefetch_size="1M", nb_prefetcher=3)
+    thread.join()
+    assert killed, "the test did not find the prefetcher to kill"
+    assert result.status == "T", result.messages
+    assert saved(result) == dict(small, big=data)
+    ranges = [e.header("Range") for e in proxy.entries(method="GET", match="/%s/big" % bucket_name)]
+    assert ranges[0] is None and ranges[-1] and ranges[-1] != "bytes=0-"
+
+
+def test_cancel_while_the_server_stalls(moto, proxy, fd, bucket_name):
+    moto.make_bucket(bucket_name, {"big": os.urandom(4 * MiB)})
+    proxy.stall(60, after_bytes=600000, times=None, method="GET", match="/%s/big" % bucket_name)
+    started = time.monotonic()
+    result = fd.backup(plugin_string(moto, via=proxy, buckets_include=bucket_name, prefetch_size="64K",
+                                     nb_prefetcher=1), cancel_after_reads=1)
+    assert result.status == "A"
+    assert time.monotonic() - started < 15
+    assert not result.emulator_errors
+
+
+def test_secrets_stay_out_of_error_messages(moto, proxy, fd, bucket_name):
+    moto.make_bucket(bucket_name, {"k": b"v"})
+    proxy.refuse(times=None)
+    result = fd.backup(plugin_string(moto, via=proxy, buckets_include=bucket_name, retries=1,
+                                     signature_version="2", debug="yes"))
+    assert result.status == "f"
+    text = " ".join(ours(result)) + " ".join(i for n, i in result.calls if n == "bareosfd.DebugMessage")
+    assert moto.secret not in text and moto.key not in text
