@@ -13,7 +13,7 @@ import threading
 import time
 
 from . import naming
-from .backup import DECLARE, BackupSession, ChangePolicy, SetupFailed
+from .backup import BackupSession, ChangePolicy, SetupFailed
 from .helpers import python_executable, stop_resource_tracker
 from .joblog import JobLog
 from .journal import Journal
@@ -212,7 +212,7 @@ class BareosFdPluginLibcloud:
     def end_backup_file(self):
         backup, item = self.backup, self.item
         if item is not None and backup is not None:
-            if not self.item_read and item.plan == DECLARE:
+            if not self.item_read:  # Bareos found it unchanged (accurate) and read nothing
                 backup.stats.unchanged += 1
             backup.done_with(item)
             self.item = self.reader = None

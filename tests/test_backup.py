@@ -220,6 +220,17 @@ def test_unreachable_host_fails_at_start(moto, fd):
     assert len(fatals) == 1 and "cannot connect to the object store at 127.0.0.1" in fatals[0], fatals
 
 
+def test_tls_failure_and_unreadable_credentials_fail_at_start(moto, fd, tmp_path):
+    tls = fd.backup(plugin_string(moto, retries=1).replace(":secure=false", ":secure=true"))
+    assert tls.status == "f"
+    assert [t for t in plugin_fatals(tls) if "TLS" in t], tls.messages
+    missing = str(tmp_path / "no-such-credentials")
+    creds = fd.backup(plugin_string(moto, credentials_file=missing), job_name="creds")
+    assert creds.status == "f"
+    fatals = plugin_fatals(creds)
+    assert len(fatals) == 1 and "credentials_file" in fatals[0] and "cannot be read" in fatals[0]
+
+
 def test_restore_honours_replace(moto, fd, bucket_name, tmp_path):
     moto.make_bucket(bucket_name, {"k": b"from the backup"})
     assert fd.backup(plugin_string(moto, buckets_include=bucket_name, **opts())).status == "T"
