@@ -218,24 +218,35 @@ class BackupSession:
         return not self.listing_done
 
     def _plan(self, bucket, entries):
+        policy, forced_names, stats = self.policy, self.forced, self.stats
         for key, size, mtime, etag in entries:
-            self.stats.listed += 1
-            try:
-                fname = naming.object_fname(bucket, key)
-            except naming.BadName as exc:
-                self.stats.failed += 1
-                self.log.error("object %r in bucket %r cannot be named: %s" % (key, bucket, exc))
-                continue
-            forced = fname in self.forced
-            plan = self.policy.plan(size, mtime, forced)
+            stats.listed += 1
+            fname = None
+            if forced_names:
+                fname = self._name(bucket, key)
+                if fname is None:
+                    continue
+            forced = fname in forced_names
+            plan = policy.plan(size, mtime, forced)
             if plan == SKIP:
-                self.stats.unchanged += 1
+                stats.unchanged += 1
+                continue
+            fname = fname or self._name(bucket, key)
+            if fname is None:
                 continue
             item = Item(bucket, key, fname, plan, size, mtime, etag, forced)
             if plan == PREFETCH:
                 self.seq += 1
                 self.pool.add(item.new_download(self.seq))
             self.upcoming.append(item)
+
+    def _name(self, bucket, key):
+        try:
+            return naming.object_fname(bucket, key)
+        except naming.BadName as exc:
+            self.stats.failed += 1
+            self.log.error("object %r in bucket %r cannot be named: %s" % (key, bucket, exc))
+            return None
 
     def _fill(self):
         """Keep the listing ahead of Bareos, without blocking while anything is queued."""
