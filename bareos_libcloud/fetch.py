@@ -14,7 +14,8 @@ import re
 
 from .retry import Transient, is_transient_status
 
-CHUNK_SIZE = 1024 * 1024
+#: Bytes per chunk: Bareos reads 256 KiB at a time, so a chunk goes to Bareos without slicing.
+CHUNK_SIZE = 256 * 1024
 _PLAIN_MD5 = re.compile(r"^[0-9a-f]{32}$")
 
 

@@ -58,6 +58,15 @@ class Download:
         return self.state not in (QUEUED, RUNNING)
 
 
+def _receive_bytes(conn, size):
+    """``size`` bytes sent as raw messages, received straight into one bytearray."""
+    buffer = bytearray(size)
+    filled = 0
+    while filled < size:
+        filled += conn.recv_bytes_into(buffer, filled)
+    return buffer
+
+
 class PrefetchPool:
     """Helper processes plus the bookkeeping of downloads in flight."""
 
@@ -239,22 +248,30 @@ class PrefetchPool:
             self.start_error = message[1]
             self._drop_helper(helper)
             return
+        payload = None
+        if kind in ("object", "data"):
+            try:
+                payload = _receive_bytes(helper.conn, message[-1])
+            except (EOFError, OSError):
+                self._helper_died(helper, "a prefetch process ended unexpectedly")
+                return
         download = helper.download
         if download is None or message[1] != download.seq:
             return
         download.last_heard = time.monotonic()
         if kind == "object":
-            _, _, download.size, download.mtime, download.etag, download.data = message
+            _, _, download.size, download.mtime, download.etag, _ = message
+            download.data = payload
             self._unreserve(download)
-            download.reserved = len(download.data)
+            download.reserved = len(payload)
             self.reserved += download.reserved
             self._finish(helper, download, COMPLETE)
         elif kind == "begin":
             _, _, download.size, download.mtime, download.etag = message
             download.state = STREAMING
         elif kind == "data":
-            download.chunks.append(message[2])
-            download.received += len(message[2])
+            download.chunks.append(payload)
+            download.received += len(payload)
         elif kind == "end":
             self._finish(helper, download, ENDED)
         elif kind == "vanished":

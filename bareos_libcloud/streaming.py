@@ -15,7 +15,7 @@ class ObjectReader:
     def __init__(self, pool, download):
         self.pool = pool
         self.download = download
-        self.view = memoryview(download.data if download.state == COMPLETE else b"")
+        self.view = memoryview(download.data if download.state == COMPLETE else bytearray())
         self.pos = 0
         self.sent = 0
 
@@ -28,8 +28,14 @@ class ObjectReader:
                 return None
             if not chunk:
                 return bytearray()
+            if len(chunk) <= count:  # the usual case: a whole chunk, no copy
+                self.sent += len(chunk)
+                return chunk
             self.view, self.pos = memoryview(chunk), 0
-        piece = bytearray(self.view[self.pos : self.pos + count])
+        if self.pos == 0 and len(self.view) <= count:
+            piece = self.view.obj  # a whole prefetched object smaller than one read
+        else:
+            piece = bytearray(self.view[self.pos : self.pos + count])
         self.pos += len(piece)
         self.sent += len(piece)
         return piece

@@ -18,9 +18,12 @@ continues a stream another prefetcher began) or ``("stop",)``.
 Prefetcher (and lister) -> job, at any time: ``("debug", text)``.
 Prefetcher -> job::
 
-    ("object", seq, size, mtime, etag, data)   the whole object (it fit in inline_limit)
+    ("object", seq, size, mtime, etag, n) + n raw bytes   the whole object (fit in inline_limit)
     ("begin", seq, size, mtime, etag)          a stream follows:
-    ("data", seq, chunk) ... ("end", seq)
+    ("data", seq, n) + n raw bytes ... ("end", seq)
+
+Object bytes travel as a separate raw message (``send_bytes``), never pickled, so that the job
+receives them straight into the bytearray it hands to Bareos.
     ("vanished", seq)                          404 before the first byte
     ("error", seq, text)                       after "begin" too: the stream is broken
 """
@@ -108,6 +111,11 @@ def _send_object(conn, drv, retry, request):
             return
 
 
+def _send_data(conn, seq, chunk):
+    conn.send(("data", seq, len(chunk)))
+    conn.send_bytes(chunk)
+
+
 def _too_big(stream, held, limit):
     known = stream.size if stream.size is not None and stream.size >= 0 else None
     return (known is not None and known > limit) or held > limit
@@ -123,12 +131,12 @@ def _try_send_object(conn, drv, retry, request, last):
                 conn.send(("begin", seq, size, stream.mtime, stream.etag))
                 began = True
                 for part in parts:
-                    conn.send(("data", seq, part))
+                    _send_data(conn, seq, part)
                 parts = []
             if not chunk:
                 continue
             if began:
-                conn.send(("data", seq, chunk))
+                _send_data(conn, seq, chunk)
             else:
                 parts.append(chunk)
                 held += len(chunk)
@@ -147,7 +155,9 @@ def _try_send_object(conn, drv, retry, request, last):
     if began:
         conn.send(("end", seq))
     else:
-        conn.send(("object", seq, held, stream.mtime, stream.etag, b"".join(parts)))
+        conn.send(("object", seq, held, stream.mtime, stream.etag, held))
+        for part in parts:
+            conn.send_bytes(part)
     return "done"
 
 
