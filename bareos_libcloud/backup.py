@@ -109,6 +109,7 @@ class BackupSession:
             "retry_max_wait": opts.retry_max_wait,
             "debug": opts.debug,
             "secrets": opts.secrets,
+            "shard": opts.shard,
         }
         self.stats = Stats()
         self.lister = None

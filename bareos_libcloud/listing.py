@@ -9,6 +9,7 @@ unparsable (radosgw sends it raw), and libcloud's own iterator cannot resume aft
 page.  Here a failed page is retried from its marker; the listing never restarts.
 """
 
+import hashlib
 from urllib.parse import unquote_plus
 
 from .timeutil import to_epoch
@@ -159,9 +160,17 @@ def _objects(drv, container, prefix, retry):
         yield from drv.iterate_container_objects(container, prefix=prefix or None)
 
 
-def _batches(drv, container, prefix, retry):
+def shard_of(bucket, key, count):
+    """The shard (1..count) of an object: stable across jobs, hosts and Python versions."""
+    digest = hashlib.sha1(("%s\0%s" % (bucket, key)).encode("utf-8", "surrogatepass")).digest()
+    return int.from_bytes(digest[:8], "big") % count + 1
+
+
+def _batches(drv, container, prefix, retry, shard=None):
     batch = []
     for obj in _objects(drv, container, prefix, retry):
+        if shard and shard_of(container.name, obj.name, shard[1]) != shard[0]:
+            continue
         batch.append(_entry(obj))
         if len(batch) >= BATCH:
             yield batch
@@ -173,12 +182,13 @@ def _batches(drv, container, prefix, retry):
 def list_all(drv, config, retry):
     """Yield the lister's messages for one job."""
     prefix = config.get("prefix")
+    shard = config.get("shard")
     try:
         containers, warnings = select_buckets(drv, config, retry)
         # Force the first listing request now, so refused credentials fail the job at start.
         first = None
         while containers and first is None:
-            iterator = _batches(drv, containers[0], prefix, retry)
+            iterator = _batches(drv, containers[0], prefix, retry, shard)
             try:
                 first = next(iterator, [])
             except Exception as exc:  # noqa: BLE001 - classified below
@@ -198,7 +208,7 @@ def list_all(drv, config, retry):
                     yield ("entries", container.name, first)
                 batches = iterator
             else:
-                batches = _batches(drv, container, prefix, retry)
+                batches = _batches(drv, container, prefix, retry, shard)
             for batch in batches:
                 yield ("entries", container.name, batch)
         except Exception as exc:  # noqa: BLE001 - the job names the bucket and carries on

@@ -42,6 +42,7 @@ PLUGIN_OPTIONS = frozenset(
         "retries",
         "retry_max_wait",
         "fail_on_error",
+        "shard",
     }
 )
 
@@ -170,6 +171,17 @@ def _check_range(name, number, minimum, maximum):
         raise OptionError("option %s=%d is too large (maximum %d)" % (name, number, maximum))
 
 
+def parse_shard(value):
+    """``K/N`` (1 <= K <= N): this job saves the K-th of N disjoint parts of the objects."""
+    match = re.match(r"^\s*(\d+)\s*/\s*(\d+)\s*$", value)
+    if not match:
+        raise OptionError("option shard=%r is not K/N (e.g. shard=2/4)" % value)
+    k, n = int(match.group(1)), int(match.group(2))
+    if not 1 <= k <= n:
+        raise OptionError("option shard=%r needs 1 <= K <= N" % value)
+    return (k, n)
+
+
 def parse_name_list(name, value):
     names = [item.strip() for item in value.split(",")]
     if any(not item for item in names):
@@ -197,6 +209,7 @@ class Options:
     retries: int = DEFAULT_RETRIES
     retry_max_wait: int = DEFAULT_RETRY_MAX_WAIT
     fail_on_error: bool = False
+    shard: tuple = None  # (k, n): this job saves shard k of n (1 <= k <= n)
     secrets: tuple = ()
     warnings: list = field(default_factory=list)
 
@@ -292,6 +305,8 @@ class OptionSet:
             opts.retries = parse_int("retries", raw.pop("retries"), 1, 100)
         if "retry_max_wait" in raw:
             opts.retry_max_wait = parse_int("retry_max_wait", raw.pop("retry_max_wait"), 0, 3600)
+        if "shard" in raw:
+            opts.shard = parse_shard(raw.pop("shard"))
         if "fail_on_error" in raw:
             opts.fail_on_error = parse_bool("fail_on_error", raw.pop("fail_on_error"))
         if "python" in raw:

@@ -311,3 +311,28 @@ def test_cancel_ends_every_helper(moto, fd, bucket_name):
     )
     assert result.status == "A"
     assert not result.emulator_errors  # no helper process, thread or temp file left over
+
+
+def test_shards_cover_the_bucket_exactly_once(moto, fd, bucket_name):
+    objects = {"obj/%03d" % i: b"%d" % i for i in range(60)}
+    moto.make_bucket(bucket_name, objects)
+    seen = []
+    for k in (1, 2, 3):
+        result = fd.backup(plugin_string(moto, buckets_include=bucket_name, shard="%d/3" % k, **opts()),
+                           job_name="shard-%d" % k)
+        assert result.status == "T", result.messages
+        part = {naming.parse_fname(f)[1]: r.read_bytes() for f, r in saved(result).items()}
+        assert part, "a shard of 60 objects should not be empty"
+        seen.append(part)
+    union = {}
+    for part in seen:
+        assert not set(part) & set(union)  # disjoint
+        union.update(part)
+    assert union == objects
+
+
+@pytest.mark.parametrize("value", ["0/3", "4/3", "1/0", "half", "1-3"])
+def test_bad_shard_is_refused(moto, fd, value):
+    result = fd.backup(plugin_string(moto, shard=value))
+    fatals = plugin_fatals(result)
+    assert result.status == "f" and len(fatals) == 1 and "shard=" in fatals[0]
