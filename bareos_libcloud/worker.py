@@ -41,7 +41,11 @@ REREADS = 2
 
 
 def _die_with_parent():
-    """Ask Linux to end this process when the job's process dies (bareos-fd crash)."""
+    """Ask Linux to end this process when the job's process dies (bareos-fd crash).
+
+    Linux sends the signal when the *thread* that started the helper ends; that is the job
+    thread, which stops every helper itself before the job ends.
+    """
     if not sys.platform.startswith("linux"):
         return
     try:
