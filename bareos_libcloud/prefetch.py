@@ -4,7 +4,9 @@ The job thread drives everything (there are no threads in the job's interpreter)
 callback calls :meth:`PrefetchPool.pump`, which hands queued downloads to idle helpers and
 collects finished ones.  Downloads are kept in listing order; at most ``queue_size`` of them and
 about ``memory_budget`` bytes are held at a time.  An object larger than ``inline_limit`` is not
-held: its helper sends it chunk by chunk, only while Bareos reads it.
+held: its helper sends it chunk by chunk, only while Bareos reads it.  So what the job and its
+helpers hold for objects stays within ``memory_budget``, plus the one object Bareos waits for and
+at most GROWTH_SLACK per helper for objects that grew after the listing.
 
 A helper that dies or stalls loses nothing: its download is queued again, and a stream that had
 begun continues from the byte reached (same ETag) in another helper.
@@ -19,6 +21,8 @@ from .worker import prefetcher_main
 
 QUEUED, RUNNING, COMPLETE, STREAMING, ENDED, VANISHED, FAILED = range(7)
 MAX_RESTARTS = 3
+#: Bytes a helper may hold beyond an object's listed size before it streams it instead.
+GROWTH_SLACK = 256 * 1024
 
 
 class JobCancelled(Exception):
@@ -226,7 +230,10 @@ class PrefetchPool:
             download.last_heard = time.monotonic()
             self.reserved += reserve
             helper.download = download
-            helper.send(("get", download.seq, download.bucket, download.key, download.listed, self.inline_limit,
+            # The helper may hold what was reserved (plus at most GROWTH_SLACK): an object that
+            # grew more since the listing comes as a stream, which flows as fast as Bareos reads.
+            limit = max(reserve, min(self.inline_limit, GROWTH_SLACK))
+            helper.send(("get", download.seq, download.bucket, download.key, download.listed, limit,
                          download.received, download.etag if resume else None))
 
     # -- receiving -------------------------------------------------------------------------
