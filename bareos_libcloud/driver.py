@@ -100,6 +100,6 @@ def make_driver(provider, driver_kwargs, timeout):
     try:
         return cls(key, **kwargs)
     except TypeError as exc:
-        raise DriverSetupError("the libcloud driver for %s does not accept these options: %s" % (provider, exc))
+        raise DriverSetupError("the libcloud driver for %s does not accept these options: %s" % (provider, exc)) from None
     except ValueError as exc:
-        raise DriverSetupError("the libcloud driver for %s refused an option: %s" % (provider, exc))
+        raise DriverSetupError("the libcloud driver for %s refused an option: %s" % (provider, exc)) from None

@@ -161,9 +161,9 @@ def open_object(driver, bucket, key, listed, retry, start=0, etag=None):
         except Exception as exc:  # noqa: BLE001 - translated, retried, re-raised
             error = translate(exc, key)
             if not isinstance(error, Transient):
-                raise error
+                raise error from None
             if not attempts.retry(error):
-                raise FetchError("%s (gave up after %d attempts)" % (error, attempts.made))
+                raise FetchError("%s (gave up after %d attempts)" % (error, attempts.made)) from None
 
 
 def read_object(driver, bucket, key, listed, retry, start=0, etag=None):
@@ -190,7 +190,7 @@ def read_object(driver, bucket, key, listed, retry, start=0, etag=None):
         except Exception as exc:  # noqa: BLE001 - a broken connection mid-body
             error = translate(exc, key)
             if not stream.etag or not s3_like(driver) or not resumes.retry(error):
-                raise FetchError("the transfer broke after %d bytes: %s" % (done, error))
+                raise FetchError("the transfer broke after %d bytes: %s" % (done, error)) from None
             resumed = open_object(driver, bucket, key, listed, retry, start=done, etag=stream.etag)
             stream.chunks = resumed.chunks
     if stream.size is not None and stream.size >= 0 and done != stream.size:

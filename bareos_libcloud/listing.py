@@ -84,7 +84,7 @@ def select_buckets(drv, config, retry):
             if name in exclude:
                 continue
             try:
-                chosen.append(_retrying(lambda: drv.get_container(name), "bucket %s" % name, retry))
+                chosen.append(_retrying(lambda name=name: drv.get_container(name), "bucket %s" % name, retry))
             except Exception as exc:  # noqa: BLE001 - classified below
                 if _is_missing_bucket(exc):
                     warnings.append("bucket %r named in buckets_include does not exist" % name)

@@ -150,7 +150,7 @@ def _percent_decode(text):
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
-        raise BadName("escape is not UTF-8")
+        raise BadName("escape is not UTF-8") from None
 
 
 def parse_fname(fname):

@@ -120,9 +120,9 @@ def read_credentials_file(path):
             lines = handle.read().splitlines()
         mode = os.stat(path).st_mode
     except OSError as exc:
-        raise OptionError("credentials_file %r cannot be read: %s" % (path, exc.strerror or exc))
+        raise OptionError("credentials_file %r cannot be read: %s" % (path, exc.strerror or exc)) from None
     except UnicodeDecodeError:
-        raise OptionError("credentials_file %r is not UTF-8 text" % path)
+        raise OptionError("credentials_file %r is not UTF-8 text" % path) from None
     pairs = []
     for number, line in enumerate(lines, 1):
         line = line.strip()
@@ -149,7 +149,7 @@ def parse_int(name, value, minimum=None, maximum=None):
     try:
         number = int(value.strip(), 10)
     except ValueError:
-        raise OptionError("option %s=%r is not a whole number" % (name, value))
+        raise OptionError("option %s=%r is not a whole number" % (name, value)) from None
     _check_range(name, number, minimum, maximum)
     return number
 

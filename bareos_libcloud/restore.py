@@ -75,7 +75,7 @@ class RestoreSession:
         try:
             bucket, key = naming.parse_fname(fname)
         except naming.BadName as exc:
-            raise RestoreRefused("%r is not a name made by this plugin (%s)" % (fname, exc))
+            raise RestoreRefused("%r is not a name made by this plugin (%s)" % (fname, exc)) from None
         base = os.path.realpath(where)
         os.makedirs(base, mode=DIR_MODE, exist_ok=True)
         segments = naming.restore_segments(bucket, key)

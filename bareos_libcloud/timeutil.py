@@ -47,7 +47,7 @@ def _other_format(text):
     try:
         moment = parser.isoparse(text) if text[:4].isdigit() else parser.parse(text)
     except (ValueError, OverflowError) as exc:
-        raise ValueError("unrecognised date %r: %s" % (text[:60], exc))
+        raise ValueError("unrecognised date %r: %s" % (text[:60], exc)) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=tz.UTC)
     return int(moment.timestamp())

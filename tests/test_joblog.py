@@ -1,6 +1,5 @@
 """Secrets are masked in everything the plugin writes, whatever raised the text."""
 
-import types
 
 from bareos_libcloud.joblog import JobLog
 from bareos_libcloud.worker import _scrub

@@ -1,6 +1,5 @@
 """Last-Modified to UTC epoch, independent of the local time zone and of DST."""
 
-import os
 import time
 
 import pytest
