@@ -71,6 +71,11 @@ class Stats:
         self.declared = self.bytes = 0
         self.started = time.monotonic()
 
+    @property
+    def done(self):
+        """Objects dealt with so far (the listing itself runs ahead)."""
+        return self.saved + self.unchanged + self.vanished + self.failed
+
     def summary(self):
         seconds = max(time.monotonic() - self.started, 0.001)
         return (

@@ -217,9 +217,9 @@ class BareosFdPluginLibcloud:
             backup.done_with(item)
             self.item = self.reader = None
             stats = backup.stats
-            if self.progress_next and stats.listed >= self.progress_next:
+            if self.progress_next and stats.done >= self.progress_next:
                 self.log.info("progress: " + stats.summary())
-                self.progress_next = stats.listed + self.opts.progress_interval
+                self.progress_next = stats.done + self.opts.progress_interval
         return self.fd.bRC_More
 
     @_guarded("bRC_OK")

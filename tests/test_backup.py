@@ -336,3 +336,10 @@ def test_bad_shard_is_refused(moto, fd, value):
     result = fd.backup(plugin_string(moto, shard=value))
     fatals = plugin_fatals(result)
     assert result.status == "f" and len(fatals) == 1 and "shard=" in fatals[0]
+
+
+def test_progress_messages_every_n_objects(moto, fd, bucket_name):
+    moto.make_bucket(bucket_name, {"k%d" % i: b"x" for i in range(7)})
+    result = fd.backup(plugin_string(moto, buckets_include=bucket_name, progress_interval=3, **opts()))
+    progress = [t for t in result.texts(6) if "libcloud: progress:" in t]
+    assert len(progress) == 2, result.messages  # after 3 and 6 of 7 objects
