@@ -13,6 +13,7 @@ begun continues from the byte reached (same ETag) in another helper.
 """
 
 import collections
+import os
 import time
 from multiprocessing.connection import wait
 
@@ -63,11 +64,15 @@ class Download:
 
 
 def _receive_bytes(conn, size):
-    """``size`` bytes sent as raw messages, received straight into one bytearray."""
+    """The ``size`` raw bytes that follow a header, read straight into one bytearray."""
     buffer = bytearray(size)
-    filled = 0
-    while filled < size:
-        filled += conn.recv_bytes_into(buffer, filled)
+    view = memoryview(buffer)
+    fd = conn.fileno()
+    while view:
+        got = os.readv(fd, [view])
+        if not got:
+            raise EOFError("the prefetch process closed its pipe")
+        view = view[got:]
     return buffer
 
 

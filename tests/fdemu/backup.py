@@ -405,7 +405,7 @@ class BackupRun:
             return -1, None, errno_value, (
                 "IO_READ returned status=%d > len(buf)=%d: the real core would memcpy "
                 "past the end of buf" % (status, len(buf)))
-        return status, bytes(buf[:status]), errno_value, None
+        return status, bytes(memoryview(buf)[:status]), errno_value, None
 
     def read_error(self, record, errno_value, why=None):
         """backup.cc: M_ERROR 'Read error', JobErrors+1; the file stays
