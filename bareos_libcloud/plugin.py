@@ -249,6 +249,8 @@ class BareosFdPluginLibcloud:
         if iop.func == fd.IO_READ:
             return self._backup_read(iop)
         if iop.func == fd.IO_CLOSE:
+            if self.reader is not None:
+                self.reader.close()
             self.reader = None
             return fd.bRC_OK
         iop.status = -1

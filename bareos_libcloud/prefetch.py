@@ -13,6 +13,7 @@ begun continues from the byte reached (same ETag) in another helper.
 """
 
 import collections
+import mmap
 import os
 import time
 from multiprocessing.connection import wait
@@ -24,6 +25,8 @@ QUEUED, RUNNING, COMPLETE, STREAMING, ENDED, VANISHED, FAILED = range(7)
 MAX_RESTARTS = 3
 #: Bytes a helper may hold beyond an object's listed size before it streams it instead.
 GROWTH_SLACK = 256 * 1024
+#: What a stream holds at most: a chunk in the job, one in its helper, the pipe between them.
+STREAM_HOLD = 3 * 256 * 1024
 
 
 class JobCancelled(Exception):
@@ -64,8 +67,13 @@ class Download:
 
 
 def _receive_bytes(conn, size):
-    """The ``size`` raw bytes that follow a header, read straight into one bytearray."""
-    buffer = bytearray(size)
+    """The ``size`` raw bytes that follow a header, read straight into one buffer.
+
+    Up to a chunk it is a bytearray that goes to Bareos as it is.  A larger object is sliced
+    anyway, so it goes into an anonymous mmap: freed, it returns to the system at once, where
+    malloc would keep it (the job's process is bareos-fd, which lives on).
+    """
+    buffer = bytearray(size) if size <= GROWTH_SLACK else mmap.mmap(-1, size)
     view = memoryview(buffer)
     fd = conn.fileno()
     while view:
@@ -223,7 +231,9 @@ class PrefetchPool:
         while self.queue and self.idle:
             download = self.queue[0]
             resume = download.received > 0
-            reserve = 0 if resume else min(download.listed["size"], self.inline_limit)
+            size = 0 if resume else min(download.listed["size"], self.inline_limit)
+            # While it runs the object is in its helper and, during the hand-over, in the job too.
+            reserve = STREAM_HOLD if resume else 2 * size
             over_budget = self.reserved + reserve > self.memory_budget and self.reserved > 0
             if over_budget and download.seq > self.floor:
                 return
@@ -237,7 +247,7 @@ class PrefetchPool:
             helper.download = download
             # The helper may hold what was reserved (plus at most GROWTH_SLACK): an object that
             # grew more since the listing comes as a stream, which flows as fast as Bareos reads.
-            limit = max(reserve, min(self.inline_limit, GROWTH_SLACK))
+            limit = max(size, min(self.inline_limit, GROWTH_SLACK))
             helper.send(("get", download.seq, download.bucket, download.key, download.listed, limit,
                          download.received, download.etag if resume else None))
 
@@ -281,6 +291,9 @@ class PrefetchPool:
         elif kind == "begin":
             _, _, download.size, download.mtime, download.etag = message
             download.state = STREAMING
+            self._unreserve(download)
+            download.reserved = STREAM_HOLD
+            self.reserved += STREAM_HOLD
         elif kind == "data":
             download.chunks.append(payload)
             download.received += len(payload)

@@ -16,8 +16,15 @@ class ObjectReader:
         self.pool = pool
         self.download = download
         self.view = memoryview(download.data if download.state == COMPLETE else bytearray())
+        self.whole = download.data if isinstance(download.data, bytearray) else None
         self.pos = 0
         self.sent = 0
+
+    def close(self):
+        """Let go of the object's buffer (an mmap is unmapped when nothing refers to it)."""
+        self.view.release()
+        self.view = memoryview(bytearray())
+        self.whole = None
 
     def read(self, count):
         if self.pos >= len(self.view):
@@ -32,8 +39,8 @@ class ObjectReader:
                 self.sent += len(chunk)
                 return chunk
             self.view, self.pos = memoryview(chunk), 0
-        if self.pos == 0 and len(self.view) <= count:
-            piece = self.view.obj  # a whole prefetched object smaller than one read
+        if self.pos == 0 and self.whole is not None and len(self.whole) <= count:
+            piece = self.whole  # a whole prefetched object smaller than one read: no copy
         else:
             piece = bytearray(self.view[self.pos : self.pos + count])
         self.pos += len(piece)

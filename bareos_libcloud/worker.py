@@ -115,6 +115,16 @@ def _send_object(conn, drv, retry, request):
             return
 
 
+def _give_back_memory():
+    """Return freed heap memory to the system (malloc keeps large freed buffers resident)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 def _send_raw(conn, data):
     view = memoryview(data)
     while view:
@@ -168,6 +178,9 @@ def _try_send_object(conn, drv, retry, request, last):
         conn.send(("object", seq, held, stream.mtime, stream.etag, held))
         for part in parts:
             _send_raw(conn, part)
+        if held > 1024 * 1024:
+            parts.clear()
+            _give_back_memory()
     return "done"
 
 
