@@ -106,41 +106,56 @@ def _entry(obj):
     return (obj.name, int(obj.size or 0), mtime, obj.hash or None)
 
 
-def _s3_pages(drv, container, prefix, retry):
-    """Yield lists of libcloud Objects, one per ListObjects page, with exact key names."""
+def _s3_page(drv, path, params, what, retry):
+    """One ListObjects page (parsed XML), retried from the same marker."""
     from libcloud.common.types import LibcloudError
+
+    attempts = retry.start(what)
+    while True:
+        try:
+            response = drv.connection.request(path, params=params)
+            if response.status != 200:
+                raise LibcloudError("unexpected status %s" % response.status, driver=drv)
+            return response.object
+        except Exception as exc:  # noqa: BLE001 - retried from the same marker
+            if not _is_transient(exc) or not attempts.retry(_error_text(exc)):
+                raise
+
+
+def _s3_pages(drv, container, prefix, retry):
+    """Yield lists of libcloud Objects, one per ListObjects page, with exact key names.
+
+    The next page is requested (on a helper thread of this process) as soon as the last key
+    of the current one is known, so the server works while this page is turned into entries.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
     from libcloud.utils.xml import fixxpath
+
+    def text(body, tag):
+        return (body.findtext(fixxpath(xpath=tag, namespace=drv.namespace)) or "").lower()
 
     path = drv._get_container_path(container)
     params = {"encoding-type": "url"}
     if prefix:
         params["prefix"] = prefix
-    marker = None
-    while True:
-        if marker is not None:
-            params["marker"] = marker
-        attempts = retry.start("listing of %s after %r" % (container.name, marker or ""))
-        while True:
-            try:
-                response = drv.connection.request(path, params=params)
-                if response.status != 200:
-                    raise LibcloudError("unexpected status %s" % response.status, driver=drv)
-                break
-            except Exception as exc:  # noqa: BLE001 - retried from the same marker
-                if not _is_transient(exc) or not attempts.retry(_error_text(exc)):
-                    raise
-        body = response.object
-        objects = drv._to_objs(obj=body, xpath="Contents", container=container)
-        encoded = (body.findtext(fixxpath(xpath="EncodingType", namespace=drv.namespace)) or "").lower() == "url"
-        if encoded:
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="bareos-libcloud-page") as ahead:
+        pending = ahead.submit(_s3_page, drv, path, dict(params), "listing of %s" % container.name, retry)
+        while pending is not None:
+            body = pending.result()
+            decode = unquote_plus if text(body, "EncodingType") == "url" else (lambda name, errors=None: name)
+            contents = body.findall(fixxpath(xpath="Contents", namespace=drv.namespace))
+            pending = None
+            if contents and text(body, "IsTruncated") == "true":
+                last = decode(contents[-1].findtext(fixxpath(xpath="Key", namespace=drv.namespace)), errors="strict")
+                params["marker"] = last
+                pending = ahead.submit(_s3_page, drv, path, dict(params),
+                                       "listing of %s after %r" % (container.name, last), retry)
+            objects = drv._to_objs(obj=body, xpath="Contents", container=container)
             for obj in objects:
-                obj.name = unquote_plus(obj.name, errors="strict")
-        truncated = (body.findtext(fixxpath(xpath="IsTruncated", namespace=drv.namespace)) or "").lower() == "true"
-        if objects:
-            yield objects
-        if not truncated or not objects:
-            return
-        marker = objects[-1].name
+                obj.name = decode(obj.name, errors="strict")
+            if objects:
+                yield objects
 
 
 def _is_transient(exc):
