@@ -72,6 +72,18 @@ def _patch_libcloud(timeout):
     _PATCHED = True
 
 
+def is_s3_family(driver):
+    """True for S3 and the S3-compatible drivers (RGW, MinIO, GCS, Spaces...).
+
+    For these the plugin lists and reads through the driver's signed connection itself (URL-
+    encoded listings, response headers, ranged resumes); every other provider goes through
+    libcloud's generic iterate_container_objects and download_object_as_stream.
+    """
+    from libcloud.storage.drivers.s3 import BaseS3StorageDriver
+
+    return isinstance(driver, BaseS3StorageDriver)
+
+
 def encode_dot_segments(path):
     """``path`` with ``.``/``..`` segments percent-encoded, or None when it has none."""
     segments = path.split("/")

@@ -12,6 +12,7 @@ Integrity: the byte count must equal the announced size, and where the ETag is a
 import hashlib
 import re
 
+from .driver import is_s3_family
 from .retry import Transient, is_transient_status
 
 #: Bytes per chunk: Bareos reads 256 KiB at a time, so a chunk goes to Bareos without slicing.
@@ -50,10 +51,6 @@ def _container(driver, bucket):
     from libcloud.storage.base import Container
 
     return Container(name=bucket, extra={}, driver=driver)
-
-
-def s3_like(driver):
-    return hasattr(driver, "_get_object_path") and hasattr(driver, "connection")
 
 
 def _open_s3(driver, bucket, key, start, etag):
@@ -153,7 +150,7 @@ def open_object(driver, bucket, key, listed, retry, start=0, etag=None):
     attempts = retry.start(key)
     while True:
         try:
-            if s3_like(driver):
+            if is_s3_family(driver):
                 return _open_s3(driver, bucket, key, start, etag)
             if start:
                 raise FetchError("this provider cannot resume a broken download")
@@ -189,7 +186,7 @@ def read_object(driver, bucket, key, listed, retry, start=0, etag=None):
             break
         except Exception as exc:  # noqa: BLE001 - a broken connection mid-body
             error = translate(exc, key)
-            if not stream.etag or not s3_like(driver) or not resumes.retry(error):
+            if not stream.etag or not is_s3_family(driver) or not resumes.retry(error):
                 raise FetchError("the transfer broke after %d bytes: %s" % (done, error)) from None
             resumed = open_object(driver, bucket, key, listed, retry, start=done, etag=stream.etag)
             stream.chunks = resumed.chunks

@@ -12,6 +12,7 @@ page.  Here a failed page is retried from its marker; the listing never restarts
 import hashlib
 from urllib.parse import unquote_plus
 
+from .driver import is_s3_family
 from .timeutil import to_epoch
 
 BATCH = 1000
@@ -168,7 +169,7 @@ def _is_transient(exc):
 
 
 def _objects(drv, container, prefix, retry):
-    if hasattr(drv, "_to_objs") and hasattr(drv, "_get_container_path"):
+    if is_s3_family(drv):
         for page in _s3_pages(drv, container, prefix, retry):
             yield from page
     else:
