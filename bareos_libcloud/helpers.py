@@ -45,19 +45,26 @@ class Helper:
         self.process.start()
         child_conn.close()
         self.alive = True
+        self.stop_asked = False
 
     def send(self, message):
         self.conn.send(message)
+
+    def ask_to_stop(self):
+        """Tell the helper to finish (it may be busy; ``stop`` enforces it)."""
+        if self.alive and not self.stop_asked:
+            self.stop_asked = True
+            try:
+                self.conn.send(("stop",))
+            except (OSError, ValueError):
+                pass
 
     def stop(self, grace=1.0):
         """Ask the helper to stop, then end it by force; always reaps it."""
         if not self.alive:
             return
+        self.ask_to_stop()
         self.alive = False
-        try:
-            self.conn.send(("stop",))
-        except (OSError, ValueError):
-            pass
         self.conn.close()
         self.process.join(grace)
         if self.process.is_alive():
@@ -83,11 +90,7 @@ def stop_all(helpers, grace=1.0):
     """Stop helpers together: send every stop first, then wait once."""
     deadline = time.monotonic() + grace
     for helper in helpers:
-        if helper.alive:
-            try:
-                helper.conn.send(("stop",))
-            except (OSError, ValueError):
-                pass
+        helper.ask_to_stop()
     for helper in helpers:
         helper.stop(max(0.0, deadline - time.monotonic()))
 

@@ -64,10 +64,10 @@ class Journal:
 
     def close(self):
         """Rewrite the journal without the objects saved in this job."""
+        if not self.done and not self.added:
+            return
         remaining = {f: r for f, r in self.pending.items() if f not in self.done}
         remaining.update(self.added)
-        if remaining == self.pending and not self.done and not self.added:
-            return
         if not remaining:
             try:
                 os.unlink(self.path)

@@ -70,8 +70,7 @@ def encode_segment(text):
     """One path segment that holds ``text`` whole (a ``/`` inside is written ``%2F``)."""
     if text == "":
         raise BadName("an empty bucket or key cannot be named")
-    encoded = _escape_dots(_escape_chars(text).replace("/", "%2F"))
-    return encoded
+    return _escape_dots(_escape_chars(text).replace("/", "%2F"))
 
 
 def encode_key(key):

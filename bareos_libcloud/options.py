@@ -23,33 +23,6 @@ DEFAULT_RETRY_MAX_WAIT = 30
 #: Options whose values are secrets: never shown in any message.
 SECRET_OPTIONS = frozenset({"key", "secret", "token", "password"})
 
-#: Options the plugin itself consumes (everything else goes to the libcloud driver).
-PLUGIN_OPTIONS = frozenset(
-    {
-        "provider",
-        "buckets_include",
-        "buckets_exclude",
-        "prefix",
-        "nb_prefetcher",
-        "queue_size",
-        "prefetch_size",
-        "prefetch_memory",
-        "debug",
-        "credentials_file",
-        "timeout",
-        "progress_interval",
-        "python",
-        "retries",
-        "retry_max_wait",
-        "fail_on_error",
-        "shard",
-    }
-)
-
-#: Options of the driver that the plugin converts to a type before passing them on.
-_DRIVER_INT = frozenset({"port"})
-_DRIVER_BOOL = frozenset({"secure"})
-
 _TRUE = {"1", "true", "yes", "on", "y", "t"}
 _FALSE = {"0", "false", "no", "off", "n", "f"}
 _SIZE_RE = re.compile(r"^\s*(\d+)\s*([kmgt]?)(i?b)?\s*$", re.IGNORECASE)
@@ -171,14 +144,14 @@ def _check_range(name, number, minimum, maximum):
         raise OptionError("option %s=%d is too large (maximum %d)" % (name, number, maximum))
 
 
-def parse_shard(value):
+def parse_shard(name, value):
     """``K/N`` (1 <= K <= N): this job saves the K-th of N disjoint parts of the objects."""
     match = re.match(r"^\s*(\d+)\s*/\s*(\d+)\s*$", value)
     if not match:
-        raise OptionError("option shard=%r is not K/N (e.g. shard=2/4)" % value)
+        raise OptionError("option %s=%r is not K/N (e.g. shard=2/4)" % (name, value))
     k, n = int(match.group(1)), int(match.group(2))
     if not 1 <= k <= n:
-        raise OptionError("option shard=%r needs 1 <= K <= N" % value)
+        raise OptionError("option %s=%r needs 1 <= K <= N" % (name, value))
     return (k, n)
 
 
@@ -187,6 +160,39 @@ def parse_name_list(name, value):
     if any(not item for item in names):
         raise OptionError("option %s=%r has an empty name in its list" % (name, value))
     return names
+
+
+def _absolute_path(name, value):
+    if not os.path.isabs(value):
+        raise OptionError("option %s=%r must be an absolute path" % (name, value))
+    return value
+
+
+def _ranged(parse, minimum, maximum=None):
+    return lambda name, value: parse(name, value, minimum, maximum)
+
+
+#: The plugin's own options and how each is read; every other option goes to the driver.
+PLUGIN_OPTIONS = {
+    "buckets_include": parse_name_list,
+    "buckets_exclude": parse_name_list,
+    "prefix": lambda name, value: value,
+    "nb_prefetcher": _ranged(parse_int, 1, 1024),
+    "queue_size": _ranged(parse_int, 1, 10**7),
+    "prefetch_size": _ranged(parse_size, 0, 1 << 40),
+    "prefetch_memory": _ranged(parse_size, 1 << 20, 1 << 40),
+    "timeout": _ranged(parse_int, 1, 86400),
+    "progress_interval": _ranged(parse_int, 0),
+    "debug": parse_bool,
+    "retries": _ranged(parse_int, 1, 100),
+    "retry_max_wait": _ranged(parse_int, 0, 3600),
+    "shard": parse_shard,
+    "fail_on_error": parse_bool,
+    "python": _absolute_path,
+}
+
+#: Driver options the plugin converts before passing them on.
+DRIVER_OPTIONS = {"port": _ranged(parse_int, 1, 65535), "secure": parse_bool}
 
 
 @dataclass
@@ -282,44 +288,11 @@ class OptionSet:
         opts = Options(provider=provider)
         opts.warnings = warnings
         opts.secrets = tuple(v for k, v in raw.items() if is_secret_option(k) and len(v) >= 3)
-        if "buckets_include" in raw:
-            opts.buckets_include = parse_name_list("buckets_include", raw.pop("buckets_include"))
-        if "buckets_exclude" in raw:
-            opts.buckets_exclude = parse_name_list("buckets_exclude", raw.pop("buckets_exclude"))
-        opts.prefix = raw.pop("prefix", None)
-        if "nb_prefetcher" in raw:
-            opts.nb_prefetcher = parse_int("nb_prefetcher", raw.pop("nb_prefetcher"), 1, 1024)
-        if "queue_size" in raw:
-            opts.queue_size = parse_int("queue_size", raw.pop("queue_size"), 1, 10**7)
-        if "prefetch_size" in raw:
-            opts.prefetch_size = parse_size("prefetch_size", raw.pop("prefetch_size"), 0, 1 << 40)
-        if "prefetch_memory" in raw:
-            opts.prefetch_memory = parse_size("prefetch_memory", raw.pop("prefetch_memory"), 1 << 20, 1 << 40)
-        if "timeout" in raw:
-            opts.timeout = parse_int("timeout", raw.pop("timeout"), 1, 86400)
-        if "progress_interval" in raw:
-            opts.progress_interval = parse_int("progress_interval", raw.pop("progress_interval"), 0)
-        if "debug" in raw:
-            opts.debug = parse_bool("debug", raw.pop("debug"))
-        if "retries" in raw:
-            opts.retries = parse_int("retries", raw.pop("retries"), 1, 100)
-        if "retry_max_wait" in raw:
-            opts.retry_max_wait = parse_int("retry_max_wait", raw.pop("retry_max_wait"), 0, 3600)
-        if "shard" in raw:
-            opts.shard = parse_shard(raw.pop("shard"))
-        if "fail_on_error" in raw:
-            opts.fail_on_error = parse_bool("fail_on_error", raw.pop("fail_on_error"))
-        if "python" in raw:
-            opts.python = raw.pop("python")
-            if not os.path.isabs(opts.python):
-                raise OptionError("option python=%r must be an absolute path" % opts.python)
+        for name, parse in PLUGIN_OPTIONS.items():
+            if name in raw:
+                setattr(opts, name, parse(name, raw.pop(name)))
         for key, value in raw.items():
-            if key in _DRIVER_INT:
-                opts.driver_kwargs[key] = parse_int(key, value, 1, 65535)
-            elif key in _DRIVER_BOOL:
-                opts.driver_kwargs[key] = parse_bool(key, value)
-            else:
-                opts.driver_kwargs[key] = value
+            opts.driver_kwargs[key] = DRIVER_OPTIONS[key](key, value) if key in DRIVER_OPTIONS else value
         if need_remote and "key" not in opts.driver_kwargs:
             raise OptionError("mandatory option key is missing (in the plugin string or a credentials_file)")
         return opts

@@ -17,7 +17,7 @@ from .backup import BackupSession, ChangePolicy, SetupFailed
 from .helpers import python_executable, stop_resource_tracker
 from .joblog import JobLog
 from .journal import Journal
-from .options import OptionError, OptionSet
+from .options import OptionError, OptionSet, is_secret_option
 from .prefetch import JobCancelled, PoolFailed
 from .restore import RestoreRefused, RestoreSession, Skip
 
@@ -92,8 +92,6 @@ class BareosFdPluginLibcloud:
         return self.fd.bRC_OK
 
     def _raw_secrets(self):
-        from .options import is_secret_option
-
         return [v for k, v in self.optset.raw.items() if is_secret_option(k)]
 
     # -- events ------------------------------------------------------------------------------
