@@ -10,6 +10,8 @@ Three process-wide settings are made here, which is safe because helper processe
   request is still signed over the literal key, which is what the server checks against.
 * requests consults the environment for proxies on every request (a quarter of a small GET's
   CPU); when no ``*_proxy`` variable is set, sessions are told not to (``trust_env``).
+* The S3 family sends through ``transport.LeanConnection`` (http.client) rather than requests,
+  unless a proxy is configured; everything above still applies to the other providers.
 * A timeout on every request: libcloud sends downloads with no timeout at all (8d: a stalled
   server blocked forever), so requests' ``Session.send`` gets one when the caller gave none.
 """
@@ -110,8 +112,20 @@ def make_driver(provider, driver_kwargs, timeout):
     key = kwargs.pop("key")
     kwargs.setdefault("timeout", timeout)
     try:
-        return cls(key, **kwargs)
+        drv = cls(key, **kwargs)
     except TypeError as exc:
         raise DriverSetupError("the libcloud driver for %s does not accept these options: %s" % (provider, exc)) from None
     except ValueError as exc:
         raise DriverSetupError("the libcloud driver for %s refused an option: %s" % (provider, exc)) from None
+    if is_s3_family(drv) and not _proxy_configured(drv.connection):
+        from .transport import LeanConnection
+
+        drv.connection.conn_class = LeanConnection
+        drv.connection.connect()  # the driver connected while it was created
+    return drv
+
+
+def _proxy_configured(connection):
+    return bool(getattr(connection, "proxy_url", None)) or any(
+        name.lower().endswith("_proxy") for name in os.environ
+    )

@@ -56,7 +56,7 @@ _NETWORK_CAUSES = (
 def _startup_failure(exc, config):
     if _is_creds_error(exc):
         return "the object store at %s refused the credentials (check key and secret)" % _where(config)
-    text = str(exc)
+    text = "%s: %s" % (type(exc).__name__, exc)
     for needle, cause in _NETWORK_CAUSES:
         if needle in text:
             return "cannot connect to the object store at %s: %s" % (_where(config), cause)

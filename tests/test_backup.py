@@ -343,3 +343,27 @@ def test_progress_messages_every_n_objects(moto, fd, bucket_name):
     result = fd.backup(plugin_string(moto, buckets_include=bucket_name, progress_interval=3, **opts()))
     progress = [t for t in result.texts(6) if "libcloud: progress:" in t]
     assert len(progress) == 2, result.messages  # after 3 and 6 of 7 objects
+
+
+def test_objects_stored_compressed_are_saved_as_stored(s3, fd, bucket_name, tmp_path):
+    """An object with Content-Encoding: gzip is saved byte for byte, never inflated on the way."""
+    import gzip
+    import zlib
+
+    text = b"line of text that compresses well\n" * 20000
+    stored = {"page.html.gz": gzip.compress(text), "data.z": zlib.compress(text), "plain": text[:1000]}
+    s3.make_bucket(bucket_name)
+    client = s3.boto3_client()
+    client.put_object(Bucket=bucket_name, Key="page.html.gz", Body=stored["page.html.gz"],
+                      ContentEncoding="gzip", ContentType="text/html")
+    client.put_object(Bucket=bucket_name, Key="data.z", Body=stored["data.z"], ContentEncoding="deflate")
+    client.put_object(Bucket=bucket_name, Key="plain", Body=stored["plain"])
+    assert bucket_objects(s3, bucket_name) == stored
+    result = fd.backup(plugin_string(s3, buckets_include=bucket_name, **opts(prefetch_size="1K")))
+    assert result.status == "T", result.messages
+    assert {f: r.read_bytes() for f, r in saved(result).items()} == {
+        fname(bucket_name, k): v for k, v in stored.items()
+    }
+    where = str(tmp_path / "restore")
+    assert fd.restore(where=where).status == "T"
+    assert restored_keys(where, bucket_name) == stored
