@@ -115,6 +115,7 @@ class S3Server:
     provider = "S3_RGW"
     region = "default"
     secure = False
+    keeps_alive = True  # answers HTTP/1.1 and keeps the connection open between requests
 
     # -- connection details -------------------------------------------------------------------
     @property
@@ -221,6 +222,8 @@ class MotoServer(S3Server):
 
     moto accepts any credentials and checks no signatures; a random key/secret is used anyway.
     """
+
+    keeps_alive = False  # moto answers "Connection: close" and closes each connection
 
     def __init__(self, port=None, start_timeout=60):
         self.port = port
