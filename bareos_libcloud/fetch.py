@@ -10,6 +10,7 @@ Integrity: the byte count must equal the announced size, and where the ETag is a
 """
 
 import hashlib
+import http.client
 import re
 
 from .driver import is_s3_family
@@ -53,41 +54,57 @@ def _container(driver, bucket):
     return Container(name=bucket, extra={}, driver=driver)
 
 
-def _open_s3(driver, bucket, key, start, etag):
-    from .timeutil import to_epoch
-
+def range_headers(start, etag):
+    """The headers of a GET from byte ``start`` that only an unchanged object (same ETag) answers."""
     headers = {}
     if start:
         headers["Range"] = "bytes=%d-" % start
         if etag:
             headers["If-Match"] = '"%s"' % etag
-    path = driver._get_object_path(_container(driver, bucket), key)
-    response = driver.connection.request(path, method="GET", headers=headers, stream=True, raw=True)
-    status = response.status
+    return headers
+
+
+def describe(status, headers, start, key=""):
+    """``(size, mtime, etag, md5_checkable)`` of a GET's answer; ``headers`` with lowercase names.
+
+    Raises ObjectVanished (404), ObjectChanged (412, or a whole object where a range was asked
+    for), Transient (429/5xx) or FetchError.  Used by the prefetchers and by the job's direct
+    streams (direct.py) alike.
+    """
+    from .timeutil import to_epoch
+
     if status == 404:
         raise ObjectVanished()
     if status == 412 or (start and status == 200):
         raise ObjectChanged("the object changed while it was read")
     if is_transient_status(status):
         raise Transient("HTTP %s" % status)
+    if status in (401, 403):
+        raise access_denied(key)
     if status not in (200, 206):
         raise FetchError("HTTP %s" % status)
-    hdrs = response.headers
-    length = int(hdrs.get("content-length", "-1"))
+    length = int(headers.get("content-length", "-1"))
     if status == 206:
-        total = hdrs.get("content-range", "").rpartition("/")[2]
+        total = headers.get("content-range", "").rpartition("/")[2]
         size = int(total) if total.isdigit() else start + length
     else:
         size = length
     try:
-        mtime = to_epoch(hdrs.get("last-modified"))
+        mtime = to_epoch(headers.get("last-modified"))
     except ValueError:
         mtime = None
-    new_etag = (hdrs.get("etag") or "").strip('"') or None
-    encrypted = "x-amz-server-side-encryption-customer-algorithm" in hdrs or (
-        hdrs.get("x-amz-server-side-encryption", "") == "aws:kms"
+    etag = (headers.get("etag") or "").strip('"') or None
+    encrypted = "x-amz-server-side-encryption-customer-algorithm" in headers or (
+        headers.get("x-amz-server-side-encryption", "") == "aws:kms"
     )
-    checkable = bool(new_etag and _PLAIN_MD5.match(new_etag) and not encrypted)
+    return size, mtime, etag, bool(etag and _PLAIN_MD5.match(etag) and not encrypted)
+
+
+def _open_s3(driver, bucket, key, start, etag):
+    path = driver._get_object_path(_container(driver, bucket), key)
+    response = driver.connection.request(path, method="GET", headers=range_headers(start, etag),
+                                         stream=True, raw=True)
+    size, mtime, new_etag, checkable = describe(response.status, response.headers, start)
     return ObjectStream(size, mtime, new_etag, response.iter_content(CHUNK_SIZE), checkable)
 
 
@@ -111,6 +128,13 @@ def _has_dot_segment(key):
     return any(segment in (".", "..") for segment in key.split("/"))
 
 
+def access_denied(key):
+    if _has_dot_segment(key):
+        return FetchError("access denied by the object store (a key with '.' or '..' segments "
+                          "can only be read with signature_version=4)")
+    return FetchError("access denied by the object store")
+
+
 def translate(exc, key=""):
     """A libcloud/requests exception as ObjectVanished, Transient or FetchError."""
     from libcloud.common.exceptions import BaseHTTPError, RateLimitReachedError
@@ -124,10 +148,7 @@ def translate(exc, key=""):
     if isinstance(exc, RateLimitReachedError):
         return Transient("HTTP 429 (rate limited)")
     if isinstance(exc, InvalidCredsError):
-        if _has_dot_segment(key):
-            return FetchError("access denied by the object store (a key with '.' or '..' segments "
-                              "can only be read with signature_version=4)")
-        return FetchError("access denied by the object store")
+        return access_denied(key)
     if isinstance(exc, BaseHTTPError):
         code = getattr(exc, "code", None)
         if isinstance(code, int) and is_transient_status(code):
@@ -140,7 +161,9 @@ def translate(exc, key=""):
             status = int(match.group(1))
             return Transient("HTTP %d" % status) if is_transient_status(status) else FetchError("HTTP %d" % status)
         return FetchError(text)
-    if isinstance(exc, (OSError, EOFError)) or type(exc).__module__.startswith(("requests", "urllib3")):
+    if isinstance(exc, (OSError, EOFError, http.client.HTTPException)) or type(exc).__module__.startswith(
+        ("requests", "urllib3")
+    ):
         return Transient("%s: %s" % (type(exc).__name__, exc))
     return FetchError("%s: %s" % (type(exc).__name__, exc))
 
