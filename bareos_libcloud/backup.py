@@ -10,8 +10,10 @@ import time
 from multiprocessing.connection import wait
 
 from . import naming
+from .direct import DirectDownload, Signer
 from .helpers import Helper
 from .prefetch import FAILED, VANISHED, Download, JobCancelled, PrefetchPool
+from .retry import RetryPolicy
 from .streaming import ObjectReader
 from .worker import lister_main
 
@@ -125,7 +127,10 @@ class BackupSession:
         self.upcoming = collections.deque()
         self.seq = 0
         self.pool = None
+        self.signer = None
+        self.direct = None  # the DirectDownload being read, for a cancel from another thread
         if not policy.estimate:
+            self.signer = Signer(self.config, python, cancelled)
             self.pool = PrefetchPool(
                 self.config,
                 python,
@@ -172,6 +177,8 @@ class BackupSession:
         """
         if self.pool is not None:
             self.pool.close()
+        if self.signer is not None:
+            self.signer.stop()
         if self.lister is not None:
             self.lister.stop(grace=0.5)
         if self.journal is not None:
@@ -281,24 +288,59 @@ class BackupSession:
                 self.stats.declared += 1
                 return item
             if item.plan == STREAM:
-                self.seq += 1
-                item.new_download(self.seq)
+                self._new_stream(item)
             if self._settle(item):
                 return item
+
+    def _new_stream(self, item):
+        """A large object: read by the job itself where the signer can sign its GETs."""
+        if self.signer.usable():
+            opts = self.opts
+            retry = RetryPolicy(opts.retries, opts.retry_max_wait, report=self.log.debug,
+                                sleep=self.cancelled.wait)
+            item.download = DirectDownload(item.bucket, item.key, {"size": item.size}, self.signer, retry,
+                                           opts.timeout, self.cancelled)
+            return
+        if self.signer.why_not:
+            self.log.debug("large objects go through the prefetch processes: %s" % self.signer.why_not)
+            self.signer.why_not = None
+        self.seq += 1
+        item.new_download(self.seq)
+
+    def _wait_settled(self, download):
+        if isinstance(download, DirectDownload):
+            self.direct = download
+            download.open()
+        else:
+            self.pool.wait_settled(download)
+
+    def _release(self, download):
+        if isinstance(download, DirectDownload):
+            download.close()
+            if self.direct is download:
+                self.direct = None
+        else:
+            self.pool.release(download)
+
+    def abort(self):
+        """From the cancelling thread: unblock a direct read the job thread may be waiting in."""
+        direct = self.direct
+        if direct is not None:
+            direct.abort()
 
     def _settle(self, item):
         """Wait for the item's download to know its attributes; False if it is not saved."""
         download = item.download
-        self.pool.wait_settled(download)
+        self._wait_settled(download)
         if download.state == VANISHED:
             self.stats.vanished += 1
-            self.pool.release(download)
+            self._release(download)
             self.log.warning("object %r in bucket %r was deleted before it could be read; not saved"
                              % (item.key, item.bucket))
             return False
         if download.state == FAILED:
             self.not_saved(item, download.error)
-            self.pool.release(download)
+            self._release(download)
             return False
         if download.size is not None:
             item.size = download.size
@@ -331,10 +373,17 @@ class BackupSession:
 
     def reader(self, item):
         """An :class:`~.streaming.ObjectReader` for the item's bytes."""
-        return ObjectReader(self.pool, item.download)
+        download = item.download
+        if isinstance(download, DirectDownload):
+            return ObjectReader(download, lambda: self._direct_chunk(download))
+        return ObjectReader(download, lambda: self.pool.read(download))
+
+    def _direct_chunk(self, download):
+        self.pool.pump(0.0)  # the prefetchers keep working on the objects after this one
+        return download.next_chunk()
 
     def done_with(self, item):
         """Bareos finished with the item (also after a failed or partial read)."""
         if item.download is not None:
-            self.pool.release(item.download)
+            self._release(item.download)
             item.download = None

@@ -125,6 +125,13 @@ def make_driver(provider, driver_kwargs, timeout):
     return drv
 
 
+def uses_lean_transport(drv):
+    """True when the driver sends through transport.LeanConnection (S3 family, no proxy)."""
+    from .transport import LeanConnection
+
+    return drv.connection.conn_class is LeanConnection
+
+
 def _proxy_configured(connection):
     return bool(getattr(connection, "proxy_url", None)) or any(
         name.lower().endswith("_proxy") for name in os.environ

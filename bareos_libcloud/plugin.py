@@ -99,6 +99,8 @@ class BareosFdPluginLibcloud:
         fd = self.fd
         if event == fd.bEventCancelCommand:
             self.cancelled.set()  # another thread: no bareosfd calls here
+            if self.backup is not None:
+                self.backup.abort()
             return fd.bRC_OK
         return self._handle_event(event)
 

@@ -1,7 +1,8 @@
 """Serving IO_READ: an object's bytes in pieces of at most the size Bareos asks for.
 
-A prefetched object is sliced from memory; a large one is read chunk by chunk from the helper
-that streams it, so at most one chunk (1 MiB) of it is held at a time.  Pieces are bytearrays:
+A prefetched object is sliced from memory; a large one is read chunk by chunk (256 KiB) from
+the helper that streams it or, for the S3 family, straight from the object store (direct.py),
+so at most one chunk of it is held at a time.  Pieces are bytearrays:
 bareosfd before 22 copies IO_READ data only from a bytearray (a bytes buffer would be skipped
 and the file stored as garbage, see docs/bareos-api-notes.md).
 """
@@ -12,8 +13,9 @@ from .prefetch import COMPLETE
 class ObjectReader:
     """Reads one download; ``read`` returns a bytearray, empty at the end, None if it broke."""
 
-    def __init__(self, pool, download):
-        self.pool = pool
+    def __init__(self, download, next_chunk):
+        """``next_chunk()``: the stream's next chunk, b"" at its end, None if it broke."""
+        self.next_chunk = next_chunk
         self.download = download
         self.view = memoryview(download.data if download.state == COMPLETE else bytearray())
         self.whole = download.data if isinstance(download.data, bytearray) else None
@@ -30,7 +32,7 @@ class ObjectReader:
         if self.pos >= len(self.view):
             if self.download.state == COMPLETE:
                 return bytearray()
-            chunk = self.pool.read(self.download)
+            chunk = self.next_chunk()
             if chunk is None:
                 return None
             if not chunk:

@@ -163,3 +163,60 @@ class LeanConnection:
             except OSError:
                 pass
             self._conn = None
+
+
+class _Unsent:
+    """The answer libcloud gets from a RequestRecorder: nothing was sent."""
+
+    status_code = 200
+    reason = "OK"
+    request = None
+    headers = {}
+    text = content = ""
+
+    def iter_content(self, chunk_size=1, decode_unicode=False):
+        return iter(())
+
+
+class RequestRecorder(LeanConnection):
+    """Stands in for the transport during one call and keeps the signed request instead of sending it."""
+
+    recorded = None
+
+    def request(self, method, url, body=None, headers=None, raw=False, stream=False, hooks=None):
+        from .driver import encode_dot_segments
+
+        path, mark, query = url.partition("?")
+        headers = {name: str(value) for name, value in (headers or {}).items()}
+        self.recorded = (method.upper(), (encode_dot_segments(path) or path) + mark + query, headers)
+        self.response = _Unsent()
+
+    prepared_request = request
+
+
+def signed_get(drv, path, headers):
+    """A GET of ``path`` as libcloud would send it (signed), for another process to send.
+
+    Returns a dict: scheme, host, port, target, headers, and the TLS settings libcloud uses.
+    The signature is valid for minutes (SigV4 dates, SigV2 ``Expires``): sign just before use.
+    """
+    import libcloud.security
+
+    connection = drv.connection
+    recorder = RequestRecorder(connection.host, connection.port, connection.secure)
+    sender, connection.connection = connection.connection, recorder
+    try:
+        connection.request(path, method="GET", headers=headers, raw=True, stream=True)
+    finally:
+        connection.connection = sender
+    method, target, headers = recorder.recorded
+    return {
+        "secure": bool(connection.secure),
+        "host": connection.host,
+        "port": int(connection.port),
+        "method": method,
+        "target": target,
+        "headers": headers,
+        "verify": bool(libcloud.security.VERIFY_SSL_CERT),
+        "cafile": libcloud.security.CA_CERTS_PATH,
+    }

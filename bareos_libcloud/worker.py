@@ -22,6 +22,11 @@ Prefetcher -> job::
     ("begin", seq, size, mtime, etag)          a stream follows:
     ("data", seq, n) + n raw bytes ... ("end", seq)
 
+Job -> signer: ``("sign", bucket, key, start, etag)``; signer -> job: ``("ready",)`` once, or
+``("unsupported", why)`` (not an S3-family driver, or a proxy: the job streams through the
+prefetchers instead); then ``("signed", request)`` (transport.signed_get) or ``("error", text)``
+for each request.
+
 Object bytes follow their header as ``n`` raw bytes on the pipe (no pickle, no framing), so that
 the job reads them straight into the bytearray it hands to Bareos (``os.readv``).
     ("vanished", seq)                          404 before the first byte
@@ -182,6 +187,36 @@ def _try_send_object(conn, drv, retry, request, last):
             parts.clear()
             _give_back_memory()
     return "done"
+
+
+def signer_main(conn, config):
+    """Sign the GETs that the job sends itself (direct streams of large objects, see direct.py)."""
+    try:
+        drv = _setup(conn, config)
+        if drv is None:
+            return
+        if not driver_mod.uses_lean_transport(drv):
+            conn.send(("unsupported", "the %s driver is not sent through the lean transport" % config["provider"]))
+            return
+        conn.send(("ready",))
+        from .transport import signed_get
+
+        while True:
+            message = conn.recv()
+            if message[0] != "sign":
+                break
+            _, bucket, key, start, etag = message
+            try:
+                path = drv._get_object_path(fetch._container(drv, bucket), key)
+                conn.send(("signed", signed_get(drv, path, fetch.range_headers(start, etag))))
+            except Exception as exc:  # noqa: BLE001 - reported to the job, never a traceback
+                conn.send(("error", _scrub("cannot sign the request: %s: %s" % (type(exc).__name__, exc), config)))
+    except (BrokenPipeError, EOFError, OSError, KeyboardInterrupt):
+        pass
+    except Exception as exc:  # noqa: BLE001 - no traceback on the daemon's stderr
+        _report_crash(conn, config, "the signing process", exc)
+    finally:
+        conn.close()
 
 
 def prefetcher_main(conn, config):

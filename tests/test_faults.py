@@ -205,7 +205,10 @@ def _prefetchers():
     return list(pool.helpers) if pool is not None else []
 
 
-def test_a_killed_prefetcher_loses_nothing(moto, proxy, fd, bucket_name):
+def test_a_killed_prefetcher_loses_nothing(moto, proxy, fd, bucket_name, monkeypatch):
+    # A proxy variable keeps libcloud on requests: large objects then stream through prefetchers
+    # (as for providers outside the S3 family) rather than straight into the job (direct.py).
+    monkeypatch.setenv("no_proxy", "127.0.0.1")
     data = os.urandom(5 * MiB)
     small = {"s%02d" % i: os.urandom(20000) for i in range(20)}
     moto.make_bucket(bucket_name, dict(small, big=data))
@@ -225,13 +228,46 @@ def test_a_killed_prefetcher_loses_nothing(moto, proxy, fd, bucket_name):
 
     thread = threading.Thread(target=kill_the_one_streaming_big)
     thread.start()
-    result = backup(fd, moto, proxy, bucket_name, prefetch_size="1M", nb_prefetcher=3)
+    result = backup(fd, moto, proxy, bucket_name, prefetch_size="1M", nb_prefetcher=3, debug="yes")
     thread.join()
+    assert any("large objects go through the prefetch processes" in detail for _, detail in result.calls)
     assert killed, "the test did not find the prefetcher to kill"
     assert result.status == "T", result.messages
     assert saved(result) == dict(small, big=data)
     ranges = [e.header("Range") for e in proxy.entries(method="GET", match="/%s/big" % bucket_name)]
     assert ranges[0] is None and ranges[-1] and ranges[-1] != "bytes=0-"
+
+
+def test_large_objects_go_straight_to_the_job(moto, proxy, fd, bucket_name):
+    """S3 family: a large object is read by the job thread itself (direct.py), no prefetcher
+    carries its bytes; a break in the middle still resumes from the byte reached."""
+    data = os.urandom(3 * MiB + 5)
+    small = {"s%02d" % i: os.urandom(5000) for i in range(10)}
+    moto.make_bucket(bucket_name, dict(small, big=data))
+    proxy.stall(1.0, after_bytes=MiB + 3, then="reset", times=1, method="GET", match="/%s/big" % bucket_name)
+    carried = set()
+
+    def watch():
+        while not done:
+            for helper in _prefetchers():
+                download = getattr(helper, "download", None)
+                if download is not None:
+                    carried.add(download.key)
+            time.sleep(0.005)
+
+    done = False
+    thread = threading.Thread(target=watch)
+    thread.start()
+    try:
+        result = backup(fd, moto, proxy, bucket_name, prefetch_size="1M", nb_prefetcher=2)
+    finally:
+        done = True
+        thread.join()
+    assert result.status == "T", result.messages
+    assert saved(result) == dict(small, big=data)
+    assert "big" not in carried and carried <= set(small)
+    ranges = [e.header("Range") for e in proxy.entries(method="GET", match="/%s/big" % bucket_name)]
+    assert ranges == [None, "bytes=%d-" % MiB], ranges
 
 
 def test_cancel_while_the_server_stalls(moto, proxy, fd, bucket_name):

@@ -1,0 +1,241 @@
+"""Direct streams: the job thread reads a large object straight from the object store.
+
+A prefetcher in between would add a process and two copies of every byte (socket to helper, helper
+to pipe, pipe to job); on a 2-core machine serving its own object store that pipeline ran at a
+third of one plain GET (performance-sample.md).  So for the S3 family, an object Bareos reads in
+pieces is fetched by the job itself with ``http.client`` (stdlib only, as the job side must be):
+a helper process, the **signer**, has libcloud build and sign each GET (transport.signed_get),
+and the job sends it.  The job holds one 256 KiB piece of the object at a time.
+
+Everything the prefetchers guarantee holds here too: a broken transfer resumes from the byte
+reached with ``Range`` and ``If-Match`` (same ETag), up to ``retries`` times; the byte count must
+equal the announced size, and a plain-MD5 ETag must match the bytes.  A stalled server ends a
+read after ``timeout`` seconds (the socket's timeout), and a cancel shuts the socket down from
+the cancelling thread, so the job thread never waits long.
+"""
+
+import hashlib
+import http.client
+import socket
+import time
+
+from . import fetch
+from .helpers import Helper
+from .prefetch import ENDED, FAILED, QUEUED, STREAMING, VANISHED, JobCancelled
+from .retry import Transient
+from .worker import signer_main
+
+#: Seconds the signer may take to start (a fresh interpreter importing libcloud) or to answer.
+SIGNER_SECONDS = 60
+
+
+class Signer:
+    """The signing helper process; ``available`` is False when direct streams cannot be used."""
+
+    def __init__(self, config, python, cancelled):
+        self.config = config
+        self.python = python
+        self.cancelled = cancelled
+        self.helper = None
+        self.available = True
+        self.why_not = None
+
+    def _call(self, message=None):
+        if message is not None:
+            self.helper.send(message)
+        deadline = time.monotonic() + SIGNER_SECONDS
+        while not self.helper.conn.poll(0.2):
+            if self.cancelled.is_set():
+                raise JobCancelled()
+            if time.monotonic() > deadline or not self.helper.process.is_alive():
+                raise fetch.FetchError("the signing process does not answer")
+        while True:
+            reply = self.helper.conn.recv()
+            if reply[0] != "debug":
+                return reply
+
+    def _start(self):
+        self.helper = Helper("bareos-libcloud-signer", signer_main, self.config, self.python)
+        try:
+            reply = self._call()
+        except (EOFError, OSError, fetch.FetchError) as exc:
+            reply = ("unsupported", "the signing process did not start: %s" % exc)
+        if reply[0] != "ready":
+            self.available, self.why_not = False, reply[1]
+            self.stop()
+
+    def usable(self):
+        """Start the signer if needed; False when large objects must go through the prefetchers."""
+        if self.available and self.helper is None:
+            self._start()
+        return self.available
+
+    def sign(self, bucket, key, start, etag):
+        """The signed request (a dict, see transport.signed_get) of a GET from byte ``start``."""
+        try:
+            reply = self._call(("sign", bucket, key, start, etag))
+        except (EOFError, OSError) as exc:
+            raise fetch.FetchError("the signing process ended: %s" % exc) from None
+        if reply[0] != "signed":
+            raise fetch.FetchError(reply[1])
+        return reply[1]
+
+    def stop(self):
+        if self.helper is not None:
+            self.helper.stop(grace=0.5)
+
+
+def _connect(request, timeout):
+    if not request["secure"]:
+        return http.client.HTTPConnection(request["host"], request["port"], timeout=timeout)
+    import ssl
+
+    if request["verify"]:
+        context = ssl.create_default_context(cafile=request["cafile"])
+    else:
+        context = ssl._create_unverified_context()  # the admin turned verification off
+    return http.client.HTTPSConnection(request["host"], request["port"], timeout=timeout, context=context)
+
+
+class DirectDownload:
+    """One large object read by the job thread; the attributes match prefetch.Download's."""
+
+    def __init__(self, bucket, key, listed, signer, retry, timeout, cancelled):
+        self.bucket, self.key, self.listed = bucket, key, listed
+        self.signer, self.retry, self.timeout, self.cancelled = signer, retry, timeout, cancelled
+        self.state = QUEUED
+        self.size = self.mtime = self.etag = self.error = None
+        self.received = 0
+        self.data = None  # never held whole
+        self.digest = None
+        self.conn = self.response = None
+
+    @property
+    def settled(self):
+        return self.state != QUEUED
+
+    # -- opening -----------------------------------------------------------------------------
+    def _request(self, start):
+        """Send the GET from ``start``; returns what fetch.describe makes of the answer."""
+        self.close()
+        request = self.signer.sign(self.bucket, self.key, start, self.etag if start else None)
+        self.conn = _connect(request, self.timeout)
+        try:
+            self.conn.request(request["method"], request["target"], headers=request["headers"])
+            self.response = self.conn.getresponse()
+            headers = {name.lower(): value for name, value in self.response.getheaders()}
+            return fetch.describe(self.response.status, headers, start, self.key)
+        except BaseException:
+            self.close()
+            raise
+
+    def open(self):
+        """Learn the object's attributes from the GET's headers (Bareos waits for them)."""
+        attempts = self.retry.start(self.key)
+        while True:
+            self._check_cancel()
+            try:
+                self.size, self.mtime, self.etag, checkable = self._request(0)
+                break
+            except fetch.ObjectVanished:
+                self.state = VANISHED
+                return
+            except (OSError, http.client.HTTPException, Transient) as exc:
+                self._check_cancel()
+                if not attempts.retry(fetch.translate(exc, self.key)):
+                    return self._fail("%s (gave up after %d attempts)" % (fetch.translate(exc, self.key), attempts.made))
+            except fetch.FetchError as exc:
+                return self._fail(str(exc))
+        self.digest = hashlib.md5() if checkable else None
+        self.state = STREAMING
+
+    # -- reading -----------------------------------------------------------------------------
+    def next_chunk(self):
+        """The next piece (a bytearray of up to 256 KiB), b"" at the end, None if it failed."""
+        if self.state == ENDED:
+            return b""
+        if self.state != STREAMING:
+            return None
+        resumes = self.retry.start(self.key)
+        while True:
+            self._check_cancel()
+            try:
+                if self.response is None:
+                    self._resume()
+                chunk = self._read()
+                break
+            except fetch.ObjectVanished:
+                return self._fail("the object was deleted while it was read")
+            except (OSError, http.client.HTTPException, Transient) as exc:
+                self.close()
+                self._check_cancel()
+                error = fetch.translate(exc, self.key)
+                if not self.etag or not resumes.retry(error):
+                    return self._fail("the transfer broke after %d bytes: %s" % (self.received, error))
+            except fetch.FetchError as exc:
+                return self._fail(str(exc))
+        if chunk:
+            return chunk
+        return self._finish()
+
+    def _read(self):
+        known = self.size is not None and self.size >= 0
+        if known and self.received >= self.size:
+            return b""
+        chunk = bytearray(min(fetch.CHUNK_SIZE, self.size - self.received) if known else fetch.CHUNK_SIZE)
+        got = self.response.readinto(chunk)
+        if not got:
+            if known:
+                raise http.client.IncompleteRead(b"", self.size - self.received)
+            self.size = self.received
+            return b""
+        if got < len(chunk):
+            del chunk[got:]
+        self.received += got
+        if self.digest is not None:
+            self.digest.update(chunk)
+        return chunk
+
+    def _resume(self):
+        size, _, etag, _ = self._request(self.received)
+        if etag and etag != self.etag:
+            raise fetch.ObjectChanged("the object changed while it was read")
+        if size != self.size:
+            raise fetch.ObjectChanged("the object's size changed while it was read")
+
+    def _finish(self):
+        self.close()
+        if self.digest is not None and self.digest.hexdigest() != self.etag:
+            return self._fail("the MD5 of the bytes read does not match the ETag %s" % self.etag)
+        self.state = ENDED
+        return b""
+
+    def _fail(self, text):
+        self.close()
+        self.error = text
+        self.state = FAILED
+        return None
+
+    def _check_cancel(self):
+        if self.cancelled.is_set():
+            self.close()
+            raise JobCancelled()
+
+    # -- ending ------------------------------------------------------------------------------
+    def abort(self):
+        """From the cancelling thread: make a blocked read on the job thread return at once."""
+        conn = self.conn
+        sock = getattr(conn, "sock", None) if conn is not None else None
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def close(self):
+        if self.conn is not None:
+            try:
+                self.conn.close()
+            except OSError:
+                pass
+        self.conn = self.response = None
