@@ -67,6 +67,9 @@ class Signer:
     def usable(self):
         """Start the signer if needed; False when large objects must go through the prefetchers."""
         if self.available and self.helper is None:
+            if self.config["driver_kwargs"].get("secure", True) and not _ssl_works():
+                self.available, self.why_not = False, "the ssl module cannot be imported in this interpreter"
+                return False
             self._start()
         return self.available
 
@@ -83,6 +86,14 @@ class Signer:
     def stop(self):
         if self.helper is not None:
             self.helper.stop(grace=0.5)
+
+
+def _ssl_works():
+    try:
+        import ssl  # noqa: F401 - a stdlib extension; checked once, before it is needed
+    except ImportError:
+        return False
+    return True
 
 
 def _connect(request, timeout):

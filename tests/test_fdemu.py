@@ -19,6 +19,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from fdemu import EmulatorError, FileDaemon  # noqa: E402
 from fdemu.daemon import EmulatorJobError, _new_bareosfd  # noqa: E402
+from fdemu.catalog import FileRecord, VolumeWriter  # noqa: E402
 from fdemu.plugin_string import (PluginDefinitionError, output_name,  # noqa: E402
                                  parse_definition)
 
@@ -487,3 +488,13 @@ def test_cf_core_opens_through_plugin_io_and_core_sets_attributes(fd, tmp_path):
     path = tmp_path / "r" / "@trace/bkt/a.txt"
     assert path.read_bytes() == b"hello world"
     assert path.stat().st_mode & 0o777 == 0o644 and path.stat().st_mtime == 1700000000
+
+
+def test_a_fileset_without_signature_computes_no_digest(tmp_path):
+    volume = VolumeWriter(str(tmp_path), 1, signature=None)
+    record = FileRecord(fname="/x", type=3, statp={})
+    volume.start(record)
+    volume.write(record, b"abc")
+    volume.finish(record)
+    volume.close()
+    assert record.md5 == "" and record.md5_base64 == "" and record.read_bytes() == b"abc"

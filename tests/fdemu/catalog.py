@@ -42,7 +42,9 @@ class FileRecord:
 
     @property
     def md5_base64(self):
-        """The catalog form: base64 without padding."""
+        """The catalog form: base64 without padding ("" when the FileSet had no signature)."""
+        if not self.md5:
+            return ""
         return base64.b64encode(bytes.fromhex(self.md5)).decode().rstrip("=")
 
     def record_sizes(self):
@@ -81,7 +83,10 @@ def stat_to_dict(statp):
 class VolumeWriter:
     """Append-only data file of one job."""
 
-    def __init__(self, workdir, jobid):
+    def __init__(self, workdir, jobid, signature="MD5"):
+        if signature not in ("MD5", None):
+            raise ValueError("signature must be 'MD5' or None")
+        self.signature = signature
         self.workdir = workdir
         self.relpath = os.path.join("volumes", "job-%d.vol" % jobid)
         os.makedirs(os.path.join(workdir, "volumes"), exist_ok=True)
@@ -92,12 +97,13 @@ class VolumeWriter:
         record.volume = self.relpath
         record.offset = self.position
         record.workdir = self.workdir
-        self._md5 = hashlib.md5()
+        self._md5 = hashlib.md5() if self.signature else None
 
     def write(self, record, data):
         self.handle.write(data)
         self.position += len(data)
-        self._md5.update(data)
+        if self._md5 is not None:
+            self._md5.update(data)
         record.size += len(data)
         if record.records and record.records[-1][0] == len(data):
             record.records[-1][1] += 1
@@ -105,7 +111,7 @@ class VolumeWriter:
             record.records.append([len(data), 1])
 
     def finish(self, record):
-        record.md5 = self._md5.hexdigest()
+        record.md5 = self._md5.hexdigest() if self._md5 is not None else ""
 
     def close(self):
         self.handle.close()

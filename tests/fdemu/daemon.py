@@ -50,8 +50,12 @@ class FileDaemon:
     # ----------------------------------------------------------- jobs
     def backup(self, plugin, level="F", accurate=False, job_name="backup-job",
                cancel_after_reads=None, fileset_options=None, since=None,
-               accurate_options="mcs"):
-        """Run a backup job (API doc 2a). Returns a JobResult."""
+               accurate_options="mcs", signature="MD5"):
+        """Run a backup job (API doc 2a). Returns a JobResult.
+
+        ``signature``: the FileSet's Signature option, "MD5" (the default here, as in Bareos's
+        sample FileSets) or None (a FileSet without one: no digest is computed).
+        """
         notes = []
         if level in ("I", "D") and self.catalog.last_full(job_name) is None:
             notes.append("No prior Full backup Job record found.\nNo prior or suitable "
@@ -69,7 +73,7 @@ class FileDaemon:
         if accurate and level in ("I", "D"):
             rt.accurate_visible = rt.has_accurate_list = True
             rt.previous = Catalog.merge(self.catalog.accurate_chain(job_name, level))
-        volume = VolumeWriter(self.workdir, jobid)
+        volume = VolumeWriter(self.workdir, jobid, signature)
         flags = _flags(fileset_options)
         try:
             run = self._run(rt, plugin, lambda: run_backup(
