@@ -33,8 +33,10 @@ bytes are kept), sizes uniform inside each histogram bucket, content from a seed
 ``py-spy record --subprocesses`` (not timed) and writes where the plugin's time goes.
 
 (e) uploads the large object twice: multipart with boto3's defaults (8 MiB parts, ETag with a -N
-suffix: the plugin cannot check an MD5) and as one single PUT (plain-MD5 ETag: the plugin's
-prefetch process computes and verifies the MD5); the difference is the cost of that check.
+suffix: the plugin cannot check an MD5) and as one single PUT (plain-MD5 ETag: the plugin
+computes and verifies the MD5 on the job thread); the difference is the cost of that check. Each
+is backed up twice: with the emulated FileSet's Signature=MD5 (as in (a): the emulated daemon
+hashes every byte on the job thread, as bareos-fd does) and without a Signature option.
 
   m  (``--only m``, on its own bluestore radosgw) the memory cap: peak RSS of the emulator process
      plus all its children during full backups of (m1) two 2 GiB objects, (m2) up to 100k tiny
@@ -474,7 +476,7 @@ def fd_job_main(spec_json):
     fdemu.daemon.run_backup = timed_run_backup
     t0 = time.monotonic()
     result = fd.backup(spec["plugin"], level=spec["level"], accurate=spec["accurate"],
-                       job_name=spec.get("job_name", "backup-job"))
+                       job_name=spec.get("job_name", "backup-job"), signature=spec.get("signature", "MD5"))
     t1 = time.monotonic()
     seconds = (ended[0] if ended else t1) - t0
     vol = os.path.join(spec["workdir"], "volumes")
@@ -487,12 +489,13 @@ def fd_job_main(spec_json):
           flush=True)
 
 
-def run_fd_job(workdir, plugin, level="F", accurate=False, job_name="backup-job", pyspy=None, trace=False):
+def run_fd_job(workdir, plugin, level="F", accurate=False, job_name="backup-job", pyspy=None, trace=False,
+               signature="MD5"):
     """Run one job in a child process, sampling its process tree. Returns a dict; ``vm_rss``/``vm_hwm``
     are the job process's at the job's end, before the emulator writes its catalog; with ``trace``,
     ``tracemalloc`` lists the live Python allocations of the job process by source file then."""
     spec = json.dumps(dict(workdir=workdir, plugin=plugin, level=level, accurate=accurate, job_name=job_name,
-                           tracemalloc=trace))
+                           tracemalloc=trace, signature=signature))
     cmd = [sys.executable, os.path.abspath(__file__), "--_fd-job", spec]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     spy = None
@@ -1375,21 +1378,25 @@ def main(argv=None):
             wd = os.path.join(work, "fd-large-ref")
             ref = run_fd_job(wd, plugin_string(server, **o), level="F")
             shutil.rmtree(wd, ignore_errors=True)
-            for bucket, tag, what in ((LARGE_BUCKET, "large", "multipart upload, ETag -N: no MD5 check"),
-                                      (LARGE_SINGLE_BUCKET, "large_single", "single PUT, plain-MD5 ETag: MD5 verified")):
+            for bucket, tag, what, signature in (
+                    (LARGE_BUCKET, "large", "multipart upload, ETag -N: no MD5 check", "MD5"),
+                    (LARGE_BUCKET, "large_nosig", "multipart upload, ETag -N: no MD5 check", None),
+                    (LARGE_SINGLE_BUCKET, "large_single", "single PUT, plain-MD5 ETag: MD5 verified", "MD5"),
+                    (LARGE_SINGLE_BUCKET, "large_single_nosig", "single PUT, plain-MD5 ETag: MD5 verified", None)):
                 wd = os.path.join(work, "fd-" + tag)
                 o["buckets_include"] = bucket
-                big = run_fd_job(wd, plugin_string(server, **o), level="F")
+                big = run_fd_job(wd, plugin_string(server, **o), level="F", signature=signature)
                 shutil.rmtree(wd, ignore_errors=True)
                 big["mbps"] = big["bytes"] / big["seconds"] / 1e6
                 if big["bytes"] != large_bytes:
                     rep.note("large backup (%s) saved %d bytes, expected %d" % (what, big["bytes"], large_bytes))
                 results[tag] = big
-                rep.add("(e) plugin backup of the large object, %s" % what,
+                fileset = "FileSet Signature=MD5" if signature else "FileSet without Signature"
+                rep.add("(e) plugin backup of the large object, %s, %s" % (what, fileset),
                         "%.1f MB/s (%.1f s), peak RSS %s; CPU s: %s"
                         % (big["mbps"], big["seconds"], fmt_mib(big["peak_rss"]),
                            ", ".join("%s %.1f" % (k, v) for k, v in sorted(big["cpu"].items()) if v >= 0.05)))
-                if args.pyspy:
+                if args.pyspy and signature:
                     os.makedirs(args.pyspy, exist_ok=True)
                     raw_path = os.path.join(os.path.abspath(args.pyspy), "pyspy-%s.txt" % tag)
                     log("profiling one more backup of the large object (%s) with py-spy -> %s" % (what, raw_path))
@@ -1432,10 +1439,12 @@ def main(argv=None):
             rep.target("small objects: full backup / raw parallel GET (objects/s)",
                        results["full"]["ops"] / results["raw"]["ops"], 0.8)
         if "large" in results:
-            rep.target("large object (multipart, no MD5): backup / one raw GET (MB/s)",
-                       results["large"]["mbps"] / results["raw_large"]["mbps"], 0.8)
-            rep.target("large object (single PUT, MD5 verified): backup / one raw GET (MB/s)",
-                       results["large_single"]["mbps"] / results["raw_large"]["mbps"], 0.8)
+            for tag, what in (("large", "multipart, no MD5; FileSet Signature=MD5"),
+                              ("large_nosig", "multipart, no MD5; FileSet without Signature"),
+                              ("large_single", "single PUT, MD5 verified; FileSet Signature=MD5"),
+                              ("large_single_nosig", "single PUT, MD5 verified; FileSet without Signature")):
+                rep.target("large object (%s): backup / one raw GET (MB/s)" % what,
+                           results[tag]["mbps"] / results["raw_large"]["mbps"], 0.8)
             rep.target("large object memory flat: peak RSS 1 large / 1 x 16 MiB",
                        results["large"]["peak_rss"] / results["large_ref"]["peak_rss"], 1.2, higher_is_better=False)
         if "incr" in results:
