@@ -177,6 +177,9 @@ class BackupSession:
         """
         if self.pool is not None:
             self.pool.close()
+        if self.direct is not None:
+            self.direct.close()
+            self.direct = None
         if self.signer is not None:
             self.signer.stop()
         if self.lister is not None:
