@@ -108,19 +108,49 @@ def _entry(obj):
 
 
 def _s3_page(drv, path, params, what, retry):
-    """One ListObjects page (parsed XML), retried from the same marker."""
+    """One ListObjects page, its XML as text (not parsed yet), retried from the same marker."""
     from libcloud.common.types import LibcloudError
 
     attempts = retry.start(what)
     while True:
         try:
-            response = drv.connection.request(path, params=params)
+            response = drv.connection.request(path, params=params, raw=True, stream=True)
+            text = b"".join(response.iter_content(1 << 20)).decode("utf-8")
             if response.status != 200:
-                raise LibcloudError("unexpected status %s" % response.status, driver=drv)
-            return response.object
+                raise LibcloudError("unexpected status %s: %s" % (response.status, text[:300]), driver=drv)
+            return text
         except Exception as exc:  # noqa: BLE001 - retried from the same marker
             if not _is_transient(exc) or not attempts.retry(_error_text(exc)):
                 raise
+
+
+def _parse(page):
+    import xml.etree.ElementTree as ET
+
+    from libcloud.common.types import MalformedResponseError
+
+    try:
+        return ET.fromstring(page)
+    except ET.ParseError as exc:
+        raise MalformedResponseError("the listing is not valid XML: %s" % exc, body=page[:300]) from None
+
+
+def _peek_next_marker(page):
+    """The next page's marker, read from the raw text of a truncated, URL-encoded page, or None.
+
+    With ``encoding-type=url`` a key holds no XML markup, so the last ``<Key>`` is its text;
+    anything less plain is left to the parsed page.
+    """
+    if "<EncodingType>url</EncodingType>" not in page or "<IsTruncated>true</IsTruncated>" not in page:
+        return None
+    start = page.rfind("<Key>")
+    end = page.find("</Key>", start)
+    if start < 0 or end < 0:
+        return None
+    raw = page[start + 5 : end]
+    if "<" in raw or "&" in raw:
+        return None
+    return _url_decode(raw)
 
 
 def _url_decode(name, errors="strict"):
@@ -166,17 +196,24 @@ def _s3_pages(drv, container, prefix, retry):
     params = {"encoding-type": "url"}
     if prefix:
         params["prefix"] = prefix
+    def next_page(marker):
+        params["marker"] = marker
+        return ahead.submit(_s3_page, drv, path, dict(params), "listing of %s after %r" % (container.name, marker),
+                            retry)
+
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="bareos-libcloud-page") as ahead:
         pending = ahead.submit(_s3_page, drv, path, dict(params), "listing of %s" % container.name, retry)
         while pending is not None:
-            body = pending.result()
+            page = pending.result()
+            pending = None
+            marker = _peek_next_marker(page)
+            if marker is not None:
+                pending = next_page(marker)  # before this page is parsed: the server works meanwhile
+            body = _parse(page)
             decode = _url_decode if text(body, "EncodingType") == "url" else (lambda name, errors=None: name)
             entries = _page_entries(body, decode)
-            pending = None
-            if entries and text(body, "IsTruncated") == "true":
-                params["marker"] = last = entries[-1][0]
-                pending = ahead.submit(_s3_page, drv, path, dict(params),
-                                       "listing of %s after %r" % (container.name, last), retry)
+            if pending is None and entries and text(body, "IsTruncated") == "true":
+                pending = next_page(entries[-1][0])
             if entries:
                 yield entries
 

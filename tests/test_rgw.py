@@ -147,3 +147,14 @@ def test_an_object_that_failed_is_saved_by_the_next_incremental(rgw, fd, bucket_
     assert not [n for n in os.listdir(fd.workdir) if n.endswith(".journal")]
     again = fd.backup(v4, level="I")
     assert not saved(again)
+
+
+def test_a_hostile_key_at_a_page_boundary_is_listed_once(rgw, fd, bucket_name):
+    """The next page is requested from the raw text of the last key of a page (listing.py): a
+    key full of characters that XML or URLs encode, exactly there, must be listed once."""
+    keys = ["k%04d" % i for i in range(1003)]
+    keys[999] = "k0999 plus+ pct%26 amp& lt< \u00e9\nend"  # the 1000th key: the end of page one
+    rgw.make_bucket(bucket_name, {k: b"" for k in keys}, threads=32)
+    result = fd.estimate(plugin_string(rgw, buckets_include=bucket_name))
+    listed = [line.rsplit(" /@libcloud/", 1)[1] for line in result.listing]
+    assert sorted(naming.parse_fname("/@libcloud/" + line)[1] for line in listed) == sorted(keys)
