@@ -91,18 +91,12 @@ def _setup(conn, config):
 
 def lister_main(conn, config):
     """List the selected buckets and send their objects in listing order."""
-    try:
-        drv = _setup(conn, config)
-        if drv is None:
-            return
+
+    def list_all(drv):
         for message in listing.list_all(drv, config, _retry_policy(conn, config)):
             conn.send(message)
-    except (BrokenPipeError, EOFError, OSError):
-        pass  # the job went away
-    except Exception as exc:  # noqa: BLE001 - no traceback on the daemon's stderr
-        _report_crash(conn, config, "the listing", exc)
-    finally:
-        conn.close()
+
+    _serve(conn, config, "the listing", list_all)
 
 
 def _report_crash(conn, config, what, exc):
@@ -189,52 +183,56 @@ def _try_send_object(conn, drv, retry, request, last):
     return "done"
 
 
-def signer_main(conn, config):
-    """Sign the GETs that the job sends itself (direct streams of large objects, see direct.py)."""
+def _serve(conn, config, what, body):
+    """Run ``body(drv)`` with a driver; a crash becomes one "fatal" message, never a traceback."""
     try:
         drv = _setup(conn, config)
-        if drv is None:
+        if drv is not None:
+            body(drv)
+    except (BrokenPipeError, EOFError, OSError, KeyboardInterrupt):
+        pass  # the job went away or stopped us
+    except Exception as exc:  # noqa: BLE001 - no traceback on the daemon's stderr
+        _report_crash(conn, config, what, exc)
+    finally:
+        conn.close()
+
+
+def _requests(conn, kind):
+    """The job's messages of ``kind``, until it sends anything else (a "stop")."""
+    while True:
+        message = conn.recv()
+        if message[0] != kind:
             return
+        yield message
+
+
+def signer_main(conn, config):
+    """Sign the GETs that the job sends itself (direct streams of large objects, see direct.py)."""
+
+    def sign(drv):
         if not driver_mod.uses_lean_transport(drv):
             conn.send(("unsupported", "the %s driver is not sent through the lean transport" % config["provider"]))
             return
-        conn.send(("ready",))
         from .transport import signed_get
 
-        while True:
-            message = conn.recv()
-            if message[0] != "sign":
-                break
-            _, bucket, key, start, etag = message
+        conn.send(("ready",))
+        for _, bucket, key, start, etag in _requests(conn, "sign"):
             try:
                 path = drv._get_object_path(fetch._container(drv, bucket), key)
                 conn.send(("signed", signed_get(drv, path, fetch.range_headers(start, etag))))
             except Exception as exc:  # noqa: BLE001 - reported to the job, never a traceback
                 conn.send(("error", _scrub("cannot sign the request: %s: %s" % (type(exc).__name__, exc), config)))
-    except (BrokenPipeError, EOFError, OSError, KeyboardInterrupt):
-        pass
-    except Exception as exc:  # noqa: BLE001 - no traceback on the daemon's stderr
-        _report_crash(conn, config, "the signing process", exc)
-    finally:
-        conn.close()
+
+    _serve(conn, config, "the signing process", sign)
 
 
 def prefetcher_main(conn, config):
     """Download the objects the job asks for, one at a time, in the order asked."""
-    try:
-        drv = _setup(conn, config)
-        if drv is None:
-            return
+
+    def fetch_all(drv):
         retry = _retry_policy(conn, config)
         conn.send(("started", os.getpid()))
-        while True:
-            message = conn.recv()
-            if message[0] != "get":
-                break
+        for message in _requests(conn, "get"):
             _send_object(conn, drv, retry, message)
-    except (BrokenPipeError, EOFError, OSError, KeyboardInterrupt):
-        pass
-    except Exception as exc:  # noqa: BLE001 - no traceback on the daemon's stderr
-        _report_crash(conn, config, "a prefetch process", exc)
-    finally:
-        conn.close()
+
+    _serve(conn, config, "a prefetch process", fetch_all)
