@@ -301,8 +301,7 @@ class BackupSession:
             opts = self.opts
             retry = RetryPolicy(opts.retries, opts.retry_max_wait, report=self.log.debug,
                                 sleep=self.cancelled.wait)
-            item.download = DirectDownload(item.bucket, item.key, {"size": item.size}, self.signer, retry,
-                                           opts.timeout, self.cancelled)
+            item.download = DirectDownload(item.bucket, item.key, self.signer, retry, opts.timeout, self.cancelled)
             return
         if self.signer.why_not:
             self.log.debug("large objects go through the prefetch processes: %s" % self.signer.why_not)

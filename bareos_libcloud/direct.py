@@ -147,8 +147,8 @@ class Hasher:
 class DirectDownload:
     """One large object read by the job thread; the attributes match prefetch.Download's."""
 
-    def __init__(self, bucket, key, listed, signer, retry, timeout, cancelled):
-        self.bucket, self.key, self.listed = bucket, key, listed
+    def __init__(self, bucket, key, signer, retry, timeout, cancelled):
+        self.bucket, self.key = bucket, key
         self.signer, self.retry, self.timeout, self.cancelled = signer, retry, timeout, cancelled
         self.state = QUEUED
         self.size = self.mtime = self.etag = self.error = None
@@ -156,10 +156,6 @@ class DirectDownload:
         self.data = None  # never held whole
         self.digest = None
         self.conn = self.response = None
-
-    @property
-    def settled(self):
-        return self.state != QUEUED
 
     # -- opening -----------------------------------------------------------------------------
     def _request(self, start):
@@ -189,8 +185,9 @@ class DirectDownload:
                 return
             except (OSError, http.client.HTTPException, Transient) as exc:
                 self._check_cancel()
-                if not attempts.retry(fetch.translate(exc, self.key)):
-                    return self._fail("%s (gave up after %d attempts)" % (fetch.translate(exc, self.key), attempts.made))
+                error = fetch.translate(exc, self.key)
+                if not attempts.retry(error):
+                    return self._fail("%s (gave up after %d attempts)" % (error, attempts.made))
             except fetch.FetchError as exc:
                 return self._fail(str(exc))
         self.digest = Hasher() if checkable else None

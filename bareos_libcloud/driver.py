@@ -42,7 +42,7 @@ def _patch_libcloud(timeout):
         return original_send(self, request, **kwargs)
 
     requests.Session.send = send_with_timeout
-    if not any(name.lower().endswith("_proxy") for name in os.environ):
+    if not _proxy_env():
         original_session_init = requests.Session.__init__
 
         def session_init_without_env(self, *args, **kwargs):
@@ -133,6 +133,9 @@ def uses_lean_transport(drv):
 
 
 def _proxy_configured(connection):
-    return bool(getattr(connection, "proxy_url", None)) or any(
-        name.lower().endswith("_proxy") for name in os.environ
-    )
+    return bool(getattr(connection, "proxy_url", None)) or _proxy_env()
+
+
+def _proxy_env():
+    """True when any ``*_proxy`` variable is set (requests would consult them)."""
+    return any(name.lower().endswith("_proxy") for name in os.environ)

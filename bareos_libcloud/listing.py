@@ -160,13 +160,18 @@ def _url_decode(name, errors="strict"):
     return name
 
 
+def _namespace(body):
+    """``{namespace}`` of a parsed page's root element ("" when the server sends none)."""
+    return body.tag[: body.tag.index("}") + 1] if body.tag.startswith("{") else ""
+
+
 def _page_entries(body, decode):
     """The ``(key, size, mtime, etag)`` entries of one parsed ListObjects page.
 
     Read here rather than through libcloud's ``_to_objs``: that builds an Object with owner
     metadata per key through six XPath searches, which was two thirds of the lister's CPU.
     """
-    ns = body.tag[: body.tag.index("}") + 1] if body.tag.startswith("{") else ""
+    ns = _namespace(body)
     key_tag, size_tag, date_tag, etag_tag = ns + "Key", ns + "Size", ns + "LastModified", ns + "ETag"
     entries = []
     for element in body.iterfind(ns + "Contents"):
@@ -189,8 +194,7 @@ def _s3_pages(drv, container, prefix, retry):
     from concurrent.futures import ThreadPoolExecutor
 
     def text(body, tag):
-        ns = body.tag[: body.tag.index("}") + 1] if body.tag.startswith("{") else ""
-        return (body.findtext(ns + tag) or "").lower()
+        return (body.findtext(_namespace(body) + tag) or "").lower()
 
     path = drv._get_container_path(container)
     params = {"encoding-type": "url"}

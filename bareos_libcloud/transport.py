@@ -46,6 +46,15 @@ def _charset(content_type):
     return "utf-8"  # S3 documents are UTF-8 (a guess here went wrong in bareos-fd, 8d)
 
 
+def _on_the_wire(method, url, headers):
+    """Method, request-target (``.``/``..`` segments percent-encoded) and headers as sent."""
+    from .driver import encode_dot_segments
+
+    path, mark, query = url.partition("?")
+    path = encode_dot_segments(path) or path
+    return method.upper(), path + mark + query, {name: str(value) for name, value in (headers or {}).items()}
+
+
 class LeanResponse:
     """The parts of ``requests.Response`` that libcloud's Response classes use."""
 
@@ -139,14 +148,10 @@ class LeanConnection:
             raise
 
     def request(self, method, url, body=None, headers=None, raw=False, stream=False, hooks=None):
-        from .driver import encode_dot_segments
-
         if self.response is not None and not self.response.finished:
             self.close()  # the last body was not read to its end: the socket cannot be reused
-        path, mark, query = url.partition("?")
-        path = encode_dot_segments(path) or path
-        headers = {name: str(value) for name, value in (headers or {}).items()}
-        self.response = LeanResponse(self._send(method.upper(), path + mark + query, body, headers))
+        method, url, headers = _on_the_wire(method, url, headers)
+        self.response = LeanResponse(self._send(method, url, body, headers))
 
     prepared_request = request
 
@@ -184,11 +189,7 @@ class RequestRecorder(LeanConnection):
     recorded = None
 
     def request(self, method, url, body=None, headers=None, raw=False, stream=False, hooks=None):
-        from .driver import encode_dot_segments
-
-        path, mark, query = url.partition("?")
-        headers = {name: str(value) for name, value in (headers or {}).items()}
-        self.recorded = (method.upper(), (encode_dot_segments(path) or path) + mark + query, headers)
+        self.recorded = _on_the_wire(method, url, headers)
         self.response = _Unsent()
 
     prepared_request = request
