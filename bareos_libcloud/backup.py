@@ -368,9 +368,12 @@ class BackupSession:
 
     def open_on_demand(self, item):
         """Bareos reads an object the plan did not fetch (accurate found it changed)."""
-        self.seq += 1
-        item.new_download(self.seq)
-        self.pool.wait_settled(item.download)
+        if item.size >= self.policy.prefetch_size:
+            self._new_stream(item)
+        else:
+            self.seq += 1
+            item.new_download(self.seq)
+        self._wait_settled(item.download)
         return item.download.state not in (VANISHED, FAILED)
 
     def reader(self, item):

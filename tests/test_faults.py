@@ -258,6 +258,28 @@ def test_a_killed_prefetcher_loses_nothing(moto, proxy, fd, bucket_name, monkeyp
     assert ranges[0] is None and ranges[-1] and ranges[-1] != "bytes=0-"
 
 
+class _Carried:
+    """The keys the prefetch processes were given while the block ran (sampled every 5 ms)."""
+
+    def __enter__(self):
+        self.keys, self.done = set(), False
+        self.thread = threading.Thread(target=self._watch)
+        self.thread.start()
+        return self.keys
+
+    def _watch(self):
+        while not self.done:
+            for helper in _prefetchers():
+                download = getattr(helper, "download", None)
+                if download is not None:
+                    self.keys.add(download.key)
+            time.sleep(0.005)
+
+    def __exit__(self, *exc):
+        self.done = True
+        self.thread.join()
+
+
 def test_large_objects_go_straight_to_the_job(moto, proxy, fd, bucket_name):
     """S3 family: a large object is read by the job thread itself (direct.py), no prefetcher
     carries its bytes; a break in the middle still resumes from the byte reached."""
@@ -265,27 +287,30 @@ def test_large_objects_go_straight_to_the_job(moto, proxy, fd, bucket_name):
     small = {"s%02d" % i: os.urandom(5000) for i in range(10)}
     moto.make_bucket(bucket_name, dict(small, big=data))
     proxy.stall(1.0, after_bytes=MiB + 3, then="reset", times=1, method="GET", match="/%s/big" % bucket_name)
-    carried = set()
-
-    def watch():
-        while not done:
-            for helper in _prefetchers():
-                download = getattr(helper, "download", None)
-                if download is not None:
-                    carried.add(download.key)
-            time.sleep(0.005)
-
-    done = False
-    thread = threading.Thread(target=watch)
-    thread.start()
-    try:
+    with _Carried() as carried:
         result = backup(fd, moto, proxy, bucket_name, prefetch_size="1M", nb_prefetcher=2)
-    finally:
-        done = True
-        thread.join()
     assert result.status == "T", result.messages
     assert saved(result) == dict(small, big=data)
     assert "big" not in carried and carried <= set(small)
+    ranges = [e.header("Range") for e in proxy.entries(method="GET", match="/%s/big" % bucket_name)]
+    assert ranges == [None, "bytes=%d-" % MiB], ranges
+
+
+def test_accurate_reads_an_unseen_large_object_straight_into_the_job(moto, proxy, fd, bucket_name):
+    """Accurate mode: Bareos asks for an object older than the since time that its catalog lacks.
+    A large one is read by the job thread too, with the same resume."""
+    data = os.urandom(3 * MiB + 7)
+    moto.make_bucket(bucket_name, {"old": b"old"})
+    plugin = plugin_string(moto, via=proxy, buckets_include=bucket_name, prefetch_size="1M", nb_prefetcher=2,
+                           retry_max_wait=1)
+    assert fd.backup(plugin, accurate=True).status == "T"
+    moto.boto3_client().put_object(Bucket=bucket_name, Key="big", Body=data)
+    proxy.stall(1.0, after_bytes=MiB + 3, then="reset", times=1, method="GET", match="/%s/big" % bucket_name)
+    with _Carried() as carried:
+        inc = fd.backup(plugin, level="I", accurate=True, since=int(time.time()) + 5)
+    assert inc.status == "T", inc.messages
+    assert saved(inc) == {"big": data}
+    assert "big" not in carried
     ranges = [e.header("Range") for e in proxy.entries(method="GET", match="/%s/big" % bucket_name)]
     assert ranges == [None, "bytes=%d-" % MiB], ranges
 
