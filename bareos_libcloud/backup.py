@@ -108,6 +108,7 @@ class BackupSession:
         self.config = {
             "provider": opts.provider,
             "driver_kwargs": opts.driver_kwargs,
+            "ca_file": opts.ca_file,
             "timeout": opts.timeout,
             "buckets_include": opts.buckets_include,
             "buckets_exclude": opts.buckets_exclude,

@@ -94,10 +94,18 @@ def encode_dot_segments(path):
     return "/".join({".": "%2E", "..": "%2E%2E"}.get(segment, segment) for segment in segments)
 
 
-def make_driver(provider, driver_kwargs, timeout):
-    """A connected-on-demand libcloud storage driver for ``provider`` (a Provider name)."""
+def make_driver(provider, driver_kwargs, timeout, ca_file=None):
+    """A connected-on-demand libcloud storage driver for ``provider`` (a Provider name).
+
+    ``ca_file``: the CA bundle that TLS connections trust (libcloud's setting is process-wide,
+    and this runs in a helper process of its own).
+    """
     socket.setdefaulttimeout(timeout)
     _patch_libcloud(timeout)
+    if ca_file:
+        import libcloud.security
+
+        libcloud.security.CA_CERTS_PATH = ca_file
     from libcloud.storage.providers import get_driver
     from libcloud.storage.types import Provider
 

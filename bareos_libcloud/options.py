@@ -168,6 +168,16 @@ def _absolute_path(name, value):
     return value
 
 
+def _readable_file(name, value):
+    _absolute_path(name, value)
+    try:
+        with open(value, "rb"):
+            pass
+    except OSError as exc:
+        raise OptionError("option %s=%r cannot be read: %s" % (name, value, exc.strerror or exc)) from None
+    return value
+
+
 def _ranged(parse, minimum, maximum=None):
     return lambda name, value: parse(name, value, minimum, maximum)
 
@@ -189,6 +199,7 @@ PLUGIN_OPTIONS = {
     "shard": parse_shard,
     "fail_on_error": parse_bool,
     "python": _absolute_path,
+    "ca_file": _readable_file,
 }
 
 #: Driver options the plugin converts before passing them on.
@@ -212,6 +223,7 @@ class Options:
     progress_interval: int = DEFAULT_PROGRESS_INTERVAL
     debug: bool = False
     python: str = None
+    ca_file: str = None  # PEM CA bundle trusted for TLS instead of libcloud's (certifi's)
     retries: int = DEFAULT_RETRIES
     retry_max_wait: int = DEFAULT_RETRY_MAX_WAIT
     fail_on_error: bool = False
@@ -282,6 +294,8 @@ class OptionSet:
                     raise OptionError("option %s in credentials_file %r is empty" % (key, cred_path))
                 raw.setdefault(key, value)
 
+        if not need_remote:
+            raw.pop("ca_file", None)  # read by backups only: a restore client may not have it
         provider = raw.pop("provider", None)
         if need_remote and provider is None:
             raise OptionError("mandatory option provider is missing (e.g. provider=S3 or provider=S3_RGW)")

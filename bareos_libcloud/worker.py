@@ -80,7 +80,8 @@ def _scrub(text, config):
 def _setup(conn, config):
     _die_with_parent()
     try:
-        return driver_mod.make_driver(config["provider"], config["driver_kwargs"], config["timeout"])
+        return driver_mod.make_driver(config["provider"], config["driver_kwargs"], config["timeout"],
+                                      config.get("ca_file"))
     except driver_mod.DriverSetupError as exc:
         conn.send(("fatal", _scrub(str(exc), config)))
     except Exception as exc:  # noqa: BLE001 - reported, never re-raised into a traceback

@@ -332,8 +332,9 @@ class FaultProxy:
     """
 
     def __init__(self, upstream_host, upstream_port, host=HOST, port=0, upstream_timeout=60.0,
-                 keep_client_alive=False):
+                 keep_client_alive=False, tls=None):
         self.upstream = (upstream_host, int(upstream_port))
+        self.tls = tls  # a server-side ssl.SSLContext: clients then speak TLS to the proxy
         self.keep_client_alive = keep_client_alive
         self.host = host
         self.port = port
@@ -352,7 +353,7 @@ class FaultProxy:
     # -- lifecycle --------------------------------------------------------------------------
     @property
     def endpoint_url(self):
-        return "http://%s:%d" % (self.host, self.port)
+        return "%s://%s:%d" % ("https" if self.tls else "http", self.host, self.port)
 
     def start(self):
         if self._listener is not None:
@@ -574,14 +575,32 @@ class FaultProxy:
             t.start()
 
     def _serve(self, client, cid):
-        conn = _Conn(self, client, cid)
+        conn = None
         try:
+            if self.tls is not None:
+                client = self._handshake(client)
+            conn = _Conn(self, client, cid)
             conn.run()
+        except (OSError, ValueError):
+            pass  # a failed TLS handshake: the client sees the connection close
         finally:
-            conn.close()
+            if conn is not None:
+                conn.close()
+            else:
+                client.close()
             with self._lock:
                 self._socks.discard(client)
                 self._threads.discard(threading.current_thread())
+
+    def _handshake(self, raw):
+        """The client's TLS connection (the raw socket is replaced where stop() finds it)."""
+        raw.settimeout(10)
+        tls = self.tls.wrap_socket(raw, server_side=True)
+        tls.settimeout(None)
+        with self._lock:
+            self._socks.discard(raw)
+            self._socks.add(tls)
+        return tls
 
 
 class _Conn:

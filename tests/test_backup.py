@@ -8,8 +8,10 @@ import time
 
 import pytest
 
+from faultproxy import FaultProxy
 from fdemu import FileDaemon
 from harness import MiB, bucket_mtimes, bucket_objects, plugin_string, restored_keys
+from privateca import private_ca
 
 from bareos_libcloud import naming
 
@@ -229,6 +231,29 @@ def test_tls_failure_and_unreadable_credentials_fail_at_start(moto, fd, tmp_path
     assert creds.status == "f"
     fatals = plugin_fatals(creds)
     assert len(fatals) == 1 and "credentials_file" in fatals[0] and "cannot be read" in fatals[0]
+
+
+def test_tls_to_a_server_signed_by_a_private_ca(moto, fd, bucket_name, tmp_path):
+    """secure=true to a TLS front whose certificate a private CA signed: with ca_file naming that
+    CA, small objects (prefetchers) and a large one (read by the job thread) arrive byte for byte;
+    without it the job fails at its start, naming TLS."""
+    ca_file, context = private_ca(tmp_path)
+    objects = {"small": os.urandom(3000), "dir/big": os.urandom(3 * MiB + 1)}
+    moto.make_bucket(bucket_name, objects)
+    with FaultProxy(moto.host, moto.port, tls=context, keep_client_alive=True) as front:
+        plugin = plugin_string(moto, via=front, buckets_include=bucket_name, retries=1, debug="yes",
+                               **opts()).replace(":secure=false", ":secure=true")
+        untrusted = fd.backup(plugin, job_name="untrusted")
+        assert untrusted.status == "f"
+        assert [t for t in plugin_fatals(untrusted) if "TLS certificate verification failed" in t], untrusted.messages
+
+        result = fd.backup(plugin + ":ca_file=" + ca_file)
+        assert result.status == "T", result.messages
+        assert {rec.fname: rec.read_bytes() for rec in saved(result).values()} == {
+            fname(bucket_name, key): data for key, data in objects.items()}
+        debug = " ".join(info for name, info in result.calls if name == "bareosfd.DebugMessage")
+        assert bucket_name in debug and "go through the prefetch processes" not in debug
+        assert {e.header("Range") for e in front.entries(method="GET", match="/%s/dir/big" % bucket_name)} == {None}
 
 
 def test_restore_honours_replace(moto, fd, bucket_name, tmp_path):

@@ -66,6 +66,8 @@ def test_first_value_wins_and_second_string_adds():
         ("provider=S3:key=a:port=70000:", "port=70000 is too large"),
         (BASE + "credentials_file=/nonexistent/creds:", "credentials_file '/nonexistent/creds' cannot be read"),
         (BASE + "python=python3:", "must be an absolute path"),
+        (BASE + "ca_file=ca.pem:", "ca_file='ca.pem' must be an absolute path"),
+        (BASE + "ca_file=/nonexistent/ca.pem:", "ca_file='/nonexistent/ca.pem' cannot be read"),
     ],
 )
 def test_bad_options_name_the_problem(text, needle):
@@ -110,8 +112,8 @@ def test_bad_credentials_file_line(tmp_path):
 
 
 def test_restore_needs_no_remote_options(tmp_path):
-    opts = build("credentials_file=/gone/on/this/client:", need_remote=False)
-    assert opts.provider is None
+    opts = build("credentials_file=/gone/on/this/client:ca_file=/gone/too.pem:", need_remote=False)
+    assert opts.provider is None and opts.ca_file is None
 
 
 def test_repr_masks_secrets():
