@@ -201,7 +201,13 @@ def upload_large(server, bucket, key, size, multipart):
 
 
 def upload_empty_objects(server, bucket, count, processes=4, threads=16):
-    """``count`` empty objects (listing benchmarks), from several processes."""
+    """``count`` empty objects (listing benchmarks), from several processes. Returns seconds."""
+    return upload_generated(server, bucket, count, list_key, empty_body, None, processes, threads)[1]
+
+
+def upload_generated(server, bucket, count, key_of, body_of, seconds=None, processes=4, threads=16):
+    """Objects ``key_of(i)`` holding ``body_of(i)`` for i < count, from several processes, within
+    about ``seconds`` if given. Returns (stored, seconds)."""
     ctx = multiprocessing.get_context("spawn")
     spec = dict(endpoint=server.endpoint_url, host=server.host, port=server.port, key=server.key,
                 secret=server.secret, region=server.region)
@@ -211,9 +217,57 @@ def upload_empty_objects(server, bucket, count, processes=4, threads=16):
     except client.exceptions.BucketAlreadyOwnedByYou:
         pass
     t0 = time.monotonic()
+    deadline = time.time() + seconds if seconds else None
     with ctx.Pool(processes) as pool:
-        pool.starmap(_put_empty_range, [(spec, bucket, count, p, processes, threads) for p in range(processes)])
-    return time.monotonic() - t0
+        got = pool.starmap(_put_range, [(spec, bucket, count, p, processes, threads, key_of, body_of, deadline)
+                                        for p in range(processes)])
+    return sum(got), time.monotonic() - t0
+
+
+def _put_range(spec, bucket, count, part, parts, threads, key_of, body_of, deadline):
+    """PUTs of every ``parts``-th object from ``part`` over keep-alive http.client connections
+    signed with SigV4 (a fraction of boto3's client CPU, which competes with the server for the
+    cores); stops at ``deadline`` (time.time()) if given. Returns how many were stored."""
+    local = threading.local()
+    host = "%s:%d" % (spec["host"], spec["port"])
+    signer = SigV4(host, spec["key"], spec["secret"], spec["region"])
+    done = [0]
+    lock = threading.Lock()
+
+    def put(i):
+        if deadline is not None and time.time() > deadline:
+            return
+        conn = getattr(local, "conn", None)
+        if conn is None:
+            conn = local.conn = http.client.HTTPConnection(spec["host"], spec["port"])
+        path = _object_path(bucket, key_of(i))
+        body = body_of(i)
+        headers = signer.headers(path, "PUT", hashlib.sha256(body).hexdigest())
+        headers["Content-Length"] = str(len(body))
+        for attempt in range(5):
+            try:
+                conn.request("PUT", path, body=body, headers=headers)
+                resp = conn.getresponse()
+                resp.read()
+                if resp.status == 200:
+                    with lock:
+                        done[0] += 1
+                    return
+                raise RuntimeError("PUT %s: HTTP %s" % (path, resp.status))
+            except (http.client.HTTPException, ConnectionError, RuntimeError):
+                conn.close()
+                if attempt == 4:
+                    raise
+                time.sleep(0.2)
+
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        for _ in pool.map(put, range(part, count, parts), chunksize=256):
+            pass
+    return done[0]
+
+
+def empty_body(i):
+    return b""
 
 
 def _boto3_client(spec, pool=32):
@@ -232,39 +286,6 @@ def _boto3_client(spec, pool=32):
 
 def list_key(i):
     return "%02d/obj-%08d" % (i % 50, i)
-
-
-def _put_empty_range(spec, bucket, count, part, parts, threads):
-    """Empty PUTs over keep-alive http.client connections signed with SigV4 (a fraction of
-    boto3's client CPU, which competes with the server for the two cores)."""
-    local = threading.local()
-    host = "%s:%d" % (spec["host"], spec["port"])
-    signer = SigV4(host, spec["key"], spec["secret"], spec["region"])
-
-    def put(i):
-        conn = getattr(local, "conn", None)
-        if conn is None:
-            conn = local.conn = http.client.HTTPConnection(spec["host"], spec["port"])
-        path = _object_path(bucket, list_key(i))
-        headers = signer.headers(path, "PUT")
-        headers["Content-Length"] = "0"
-        for attempt in range(5):
-            try:
-                conn.request("PUT", path, headers=headers)
-                resp = conn.getresponse()
-                resp.read()
-                if resp.status == 200:
-                    return
-                raise RuntimeError("PUT %s: HTTP %s" % (path, resp.status))
-            except (http.client.HTTPException, ConnectionError, RuntimeError):
-                conn.close()
-                if attempt == 4:
-                    raise
-                time.sleep(0.2)
-
-    with ThreadPoolExecutor(max_workers=threads) as pool:
-        for _ in pool.map(put, range(part, count, parts), chunksize=256):
-            pass
 
 
 # ------------------------------------------------------------------------------------------
@@ -870,30 +891,46 @@ def listing_main(args, command, started, load_start):
         shutil.rmtree(work, ignore_errors=True)
     rep.target("RSS listing %d objects / RSS listing 10k" % counts[1],
                results[counts[1]]["peak_rss"] / results[counts[0]]["peak_rss"], 1.2, higher_is_better=False)
-    mi, ver = machine_info(), getattr(args, "versions_start", None) or versions()
-    lines = [
-        "## %s, listing RSS at %d keys (synthetic listing server)" % (started.strftime("%Y-%m-%d %H:%M UTC"),
-                                                                      counts[1]),
-        "",
-        "- command: `%s`" % command,
-        "- machine: %d cores (%s), %.1f GiB RAM, Linux %s; load average at the start %s, at the end %s"
-        % (mi["nproc"], mi["cpu"], mi["ram_gib"], mi["kernel"], load_start, mi["load"]),
-        "- versions: " + ", ".join("%s %s" % kv for kv in ver.items()),
-        "- server: `benchmarks/listing_server.py` on 127.0.0.1, a made-up ListObjects answer of empty keys last "
-        "modified in 2020 (no store could take 1M uploads within the run); the listing rate is that server's, "
-        "the RSS is the plugin's: emulator process plus all its children, sampled every 50 ms",
-        "",
-        "| measurement | figure |",
-        "|---|---|",
-    ]
-    lines += ["| %s | %s |" % row for row in rep.rows]
-    lines += ["", "| target | measured | goal | verdict |", "|---|---:|---:|---|"]
-    lines += ["| %s | %.2fx | %s %.1fx | %s |" % (name, ratio, ">=" if hib else "<=", goal, verdict)
-              for name, ratio, goal, verdict, hib in rep.ratios]
-    lines += ["- note: " + t for t in rep.notes]
+    lines = md_head(args, "listing RSS at %d keys (synthetic listing server)" % counts[1], command, started,
+                    load_start, "`benchmarks/listing_server.py`")
+    lines += [
+        "- the server makes up ListObjects answers: empty keys last modified in 2020 (no store here could "
+        "take 1M uploads within the run); the listing rate is that server's, the RSS is the plugin's: the "
+        "emulator process plus all its children, sampled every 50 ms",
+    ] + md_tables(rep)
     if args.write_md:
         prepend_md(args.md, lines)
     return 0
+
+
+def md_head(args, title, command, started, load_start, server_desc):
+    """The first lines of a performance-sample.md section: title, command, machine, versions, server."""
+    mi, ver = machine_info(), getattr(args, "versions_start", None) or versions()
+    ver_end = versions().get("bareos-libcloud")
+    return [
+        "## %s, %s" % (started.strftime("%Y-%m-%d %H:%M UTC"), title),
+        "",
+        "- command: `%s`" % command,
+        "- machine: %d cores (%s), %.1f GiB RAM, Linux %s; load average at the start %s, at the end %s "
+        "(the benchmark's own processes count; other sessions may share the machine)"
+        % (mi["nproc"], mi["cpu"], mi["ram_gib"], mi["kernel"], load_start, mi["load"]),
+        "- versions: " + ", ".join("%s %s" % kv for kv in ver.items()) + (
+            "" if ver_end == ver.get("bareos-libcloud") else
+            " (at the start; at the end of the run: %s - the plugin's code changed during the run)" % ver_end),
+        "- server: %s on 127.0.0.1" % server_desc,
+    ]
+
+
+def md_tables(rep):
+    """A Report's figures, targets and notes as markdown lines."""
+    lines = ["", "| measurement | figure |", "|---|---|"]
+    lines += ["| %s | %s |" % (what, fig) for what, fig in rep.rows]
+    lines += ["", "| target | measured | goal | verdict |", "|---|---:|---:|---|"]
+    lines += ["| %s | %.2fx | %s %.1fx | %s |" % (name, ratio, ">=" if hib else "<=", goal, verdict)
+              for name, ratio, goal, verdict, hib in rep.ratios]
+    if rep.notes:
+        lines += [""] + ["- note: " + t for t in rep.notes]
+    return lines
 
 
 def fmt_mib(n):
@@ -942,63 +979,9 @@ def tiny_body(i, max_size=1024):
     return (hashlib.sha256(b"%d" % i).digest() * (max_size // 32 + 1))[:size]
 
 
-def _put_tiny_range(spec, bucket, count, part, parts, threads, deadline):
-    """Tiny PUTs (0-1 KiB) over keep-alive http.client connections signed with SigV4; stops at
-    ``deadline`` (time.time()). Returns how many were stored."""
-    local = threading.local()
-    host = "%s:%d" % (spec["host"], spec["port"])
-    signer = SigV4(host, spec["key"], spec["secret"], spec["region"])
-    done = [0]
-    lock = threading.Lock()
-
-    def put(i):
-        if time.time() > deadline:
-            return
-        conn = getattr(local, "conn", None)
-        if conn is None:
-            conn = local.conn = http.client.HTTPConnection(spec["host"], spec["port"])
-        path = _object_path(bucket, tiny_key(i))
-        body = tiny_body(i)
-        headers = signer.headers(path, "PUT", hashlib.sha256(body).hexdigest())
-        headers["Content-Length"] = str(len(body))
-        for attempt in range(5):
-            try:
-                conn.request("PUT", path, body=body, headers=headers)
-                resp = conn.getresponse()
-                resp.read()
-                if resp.status == 200:
-                    with lock:
-                        done[0] += 1
-                    return
-                raise RuntimeError("PUT %s: HTTP %s" % (path, resp.status))
-            except (http.client.HTTPException, ConnectionError, RuntimeError):
-                conn.close()
-                if attempt == 4:
-                    raise
-                time.sleep(0.2)
-
-    with ThreadPoolExecutor(max_workers=threads) as pool:
-        for _ in pool.map(put, range(part, count, parts), chunksize=256):
-            pass
-    return done[0]
-
-
 def upload_tiny_objects(server, bucket, count, seconds, processes=4, threads=16):
     """Up to ``count`` tiny objects within about ``seconds``. Returns (stored, seconds)."""
-    ctx = multiprocessing.get_context("spawn")
-    spec = dict(endpoint=server.endpoint_url, host=server.host, port=server.port, key=server.key,
-                secret=server.secret, region=server.region)
-    client = server.boto3_client()
-    try:
-        client.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": server.region})
-    except client.exceptions.BucketAlreadyOwnedByYou:
-        pass
-    t0 = time.monotonic()
-    deadline = time.time() + seconds
-    with ctx.Pool(processes) as pool:
-        got = pool.starmap(_put_tiny_range, [(spec, bucket, count, p, processes, threads, deadline)
-                                             for p in range(processes)])
-    return sum(got), time.monotonic() - t0
+    return upload_generated(server, bucket, count, tiny_key, tiny_body, seconds, processes, threads)
 
 
 def upload_same_size(server, bucket, count, size, threads=8):
@@ -1183,18 +1166,8 @@ def format_mem_row(row):
 
 
 def memory_md(args, command, started, load_start, server_desc, rows, uploads, notes):
-    mi, ver = machine_info(), getattr(args, "versions_start", None) or versions()
-    ver_end = versions().get("bareos-libcloud")
-    lines = [
-        "## %s, memory cap (`prefetch_memory`), rgw" % started.strftime("%Y-%m-%d %H:%M UTC"),
-        "",
-        "- command: `%s`" % command,
-        "- machine: %d cores (%s), %.1f GiB RAM, Linux %s; load average at the start %s, at the end %s"
-        % (mi["nproc"], mi["cpu"], mi["ram_gib"], mi["kernel"], load_start, mi["load"]),
-        "- versions: " + ", ".join("%s %s" % kv for kv in ver.items()) + (
-            "" if ver_end == ver.get("bareos-libcloud") else
-            " (at the start; at the end of the run: %s - the plugin's code changed during the run)" % ver_end),
-        "- server: %s on 127.0.0.1" % server_desc,
+    lines = md_head(args, "memory cap (`prefetch_memory`), rgw", command, started, load_start, server_desc)
+    lines += [
         "- data: " + "; ".join(uploads) + "; baseline: 200 empty objects (every prefetcher starts)",
         "- peak RSS: the largest sum of RSS over the emulator's process and all its descendants, sampled every "
         "50 ms; 'over baseline' = peak - the fixed overhead of the processes alive at the peak (for each kind, "
@@ -1539,20 +1512,9 @@ def main(argv=None):
 
 def write_md(args, rep, command, started, server_desc, items, data_bytes, large_bytes, header, results,
              load_start):
-    mi, ver = machine_info(), getattr(args, "versions_start", None) or versions()
-    ver_end = versions().get("bareos-libcloud")
-    lines = [
-        "## %s, %s profile x %g, %s, concurrency %d" % (started.strftime("%Y-%m-%d %H:%M UTC"), args.profile,
-                                                        args.scale, args.server, args.concurrency),
-        "",
-        "- command: `%s`" % command,
-        "- machine: %d cores (%s), %.1f GiB RAM, Linux %s; load average at the start %s, at the end %s "
-        "(the benchmark's own processes count; other sessions may share the machine)"
-        % (mi["nproc"], mi["cpu"], mi["ram_gib"], mi["kernel"], load_start, mi["load"]),
-        "- versions: " + ", ".join("%s %s" % kv for kv in ver.items()) + (
-            "" if ver_end == ver.get("bareos-libcloud") else
-            " (at the start; at the end of the run: %s - the plugin's code changed during the run)" % ver_end),
-        "- server: %s on 127.0.0.1" % server_desc,
+    title = "%s profile x %g, %s, concurrency %d" % (args.profile, args.scale, args.server, args.concurrency)
+    lines = md_head(args, title, command, started, load_start, server_desc)
+    lines += [
         "- data set: %d objects, %.1f MB (profile `%s` of `shared/bench/size-profiles.tsv`, counts x %g, "
         "seed %d)%s" % (len(items), data_bytes / 1e6, args.profile, args.scale, SEED,
                         "; large object %.2f GiB" % (large_bytes / GiB) if "large" in results else ""),
@@ -1562,16 +1524,8 @@ def write_md(args, rep, command, started, server_desc, items, data_bytes, large_
         "- peak RSS: the sum of RSS over the process running the emulator and all its descendants "
         "(job thread, lister, prefetch processes, multiprocessing resource tracker), sampled every 50 ms; "
         "the emulator's own catalog is included, nothing subtracted",
-        "",
-        "| measurement | figure |",
-        "|---|---|",
     ]
-    lines += ["| %s | %s |" % (what, fig) for what, fig in rep.rows]
-    lines += ["", "| target | measured | goal | verdict |", "|---|---:|---:|---|"]
-    lines += ["| %s | %.2fx | %s %.1fx | %s |" % (name, ratio, ">=" if hib else "<=", goal, verdict)
-              for name, ratio, goal, verdict, hib in rep.ratios]
-    if rep.notes:
-        lines += [""] + ["- note: " + t for t in rep.notes]
+    lines += md_tables(rep)
     lines += ["", "For context, the original plugin's published figures (from the tsv's header):", ""]
     lines += ["> " + h for h in header]
     prepend_md(args.md, lines)  # newest section first
