@@ -14,7 +14,7 @@ import time
 
 from . import naming
 from .backup import BackupSession, ChangePolicy, SetupFailed
-from .helpers import python_executable, stop_resource_tracker
+from .helpers import python_executable, stop_servers
 from .joblog import JobLog
 from .journal import Journal
 from .options import OptionError, OptionSet, is_secret_option
@@ -172,7 +172,7 @@ class BareosFdPluginLibcloud:
             self.log.fatal("%d objects could not be saved and fail_on_error is set" % stats.failed)
         status = chr(self.fd.GetValue(self.fd.bVarJobStatus) or ord("T"))
         backup.close(job_ok=not self.failed and status not in "AEef")
-        stop_resource_tracker()
+        stop_servers()
 
     # -- backup ------------------------------------------------------------------------------
     @_guarded("bRC_Error")

@@ -1,4 +1,4 @@
-"""Entry points of the helper processes (started with multiprocessing's ``spawn``).
+"""Entry points of the helper processes (forked by multiprocessing's fork server, helpers.py).
 
 Each helper talks to the job over one duplex pipe.  Messages are tuples whose first item names
 them.  A helper never touches ``bareosfd``; it reports and the job thread writes the job log.
@@ -45,12 +45,9 @@ from .retry import RetryPolicy
 REREADS = 2
 
 
-def _die_with_parent():
-    """Ask Linux to end this process when the job's process dies (bareos-fd crash).
-
-    Linux sends the signal when the *thread* that started the helper ends; that is the job
-    thread, which stops every helper itself before the job ends.
-    """
+def _identify(name):
+    """Name this process for ps and top (``libcloud-fetch`` ...), and have Linux end it if its
+    parent, the fork server, ends without it (the server outlives its helpers otherwise)."""
     if not sys.platform.startswith("linux"):
         return
     try:
@@ -59,6 +56,7 @@ def _die_with_parent():
 
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        libc.prctl(15, ctypes.c_char_p(name.encode()[:15]))  # PR_SET_NAME
     except Exception:  # noqa: BLE001 - best effort only
         pass
 
@@ -78,7 +76,6 @@ def _scrub(text, config):
 
 
 def _setup(conn, config):
-    _die_with_parent()
     try:
         return driver_mod.make_driver(config["provider"], config["driver_kwargs"], config["timeout"],
                                       config.get("ca_file"))
@@ -97,7 +94,7 @@ def lister_main(conn, config):
         for message in listing.list_all(drv, config, _retry_policy(conn, config)):
             conn.send(message)
 
-    _serve(conn, config, "the listing", list_all)
+    _serve(conn, config, "the listing", "libcloud-list", list_all)
 
 
 def _report_crash(conn, config, what, exc):
@@ -184,8 +181,9 @@ def _try_send_object(conn, drv, retry, request, last):
     return "done"
 
 
-def _serve(conn, config, what, body):
+def _serve(conn, config, what, name, body):
     """Run ``body(drv)`` with a driver; a crash becomes one "fatal" message, never a traceback."""
+    _identify(name)
     try:
         drv = _setup(conn, config)
         if drv is not None:
@@ -224,7 +222,7 @@ def signer_main(conn, config):
             except Exception as exc:  # noqa: BLE001 - reported to the job, never a traceback
                 conn.send(("error", _scrub("cannot sign the request: %s: %s" % (type(exc).__name__, exc), config)))
 
-    _serve(conn, config, "the signing process", sign)
+    _serve(conn, config, "the signing process", "libcloud-sign", sign)
 
 
 def prefetcher_main(conn, config):
@@ -236,4 +234,4 @@ def prefetcher_main(conn, config):
         for message in _requests(conn, "get"):
             _send_object(conn, drv, retry, message)
 
-    _serve(conn, config, "a prefetch process", fetch_all)
+    _serve(conn, config, "a prefetch process", "libcloud-fetch", fetch_all)

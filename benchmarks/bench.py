@@ -385,18 +385,24 @@ class TreeSampler:
         self.stop_event.set()
         self.thread.join()
 
-    @staticmethod
-    def _role(proc, root_pid, order):
+    #: helper process names (worker._identify) -> role
+    HELPER_ROLES = {"libcloud-list": "lister", "libcloud-fetch": "prefetch processes", "libcloud-sign": "signer"}
+
+    @classmethod
+    def _role(cls, proc, root_pid):
+        """The process's role, or None while a forked helper has not named itself yet."""
         if proc.pid == root_pid:
             return "job process (emulator + plugin job thread)"
+        if proc.name() in cls.HELPER_ROLES:
+            return cls.HELPER_ROLES[proc.name()]
         try:
             cmd = " ".join(proc.cmdline())
         except Exception:  # noqa: BLE001
             cmd = ""
         if "resource_tracker" in cmd:
             return "multiprocessing resource tracker"
-        if "spawn_main" in cmd:
-            return "lister" if order == 0 else "prefetch processes"
+        if "forkserver" in cmd:
+            return "fork server" if proc.ppid() == root_pid else None
         return os.path.basename(cmd.split(" ")[0]) if cmd else "other"
 
     def _run(self):
@@ -407,7 +413,6 @@ class TreeSampler:
         except psutil.Error:
             return
         roles = {}
-        spawned = 0
         while not self.stop_event.is_set():
             try:
                 procs = [root] + root.children(recursive=True)
@@ -424,12 +429,12 @@ class TreeSampler:
                 except psutil.Error:
                     continue
                 total += mem.rss
-                if proc.pid not in roles:
-                    role = self._role(proc, self.pid, spawned)
-                    if role in ("lister", "prefetch processes"):
-                        spawned += 1
-                    roles[proc.pid] = role
-                role = roles[proc.pid]
+                if roles.get(proc.pid) is None:
+                    try:
+                        roles[proc.pid] = self._role(proc, self.pid)
+                    except psutil.Error:
+                        continue
+                role = roles[proc.pid] or "helper starting"
                 by_role[role] += mem.rss
                 count_role[role] += 1
                 self.cpu[proc.pid] = (role, t.user + t.system)
@@ -509,8 +514,16 @@ def fd_job_main(spec_json):
     print("FDJOB " + json.dumps(dict(
         seconds=seconds, catalog_seconds=t1 - seconds - t0, status=result.status, level=result.level, files=len(result.files),
         bytes=sum(r.size for r in result.files), volume_bytes=volume_bytes,
+        job_thread_cpu=result.job_thread_cpu, plugin_cpu=result.plugin_cpu,
         messages=[t for t in texts if "objects listed" in t or "rror" in t or "arning" in t][-5:], **at_end)),
           flush=True)
+
+
+def job_thread_share(res, objects):
+    """(job thread CPU ms per object, the plugin's part of it, the plugin's share as text)."""
+    total, plugin = res["job_thread_cpu"], res["plugin_cpu"]
+    return (total * 1000 / objects, plugin * 1000 / objects,
+            "the plugin %.0f%% of the job thread's CPU" % (100 * plugin / total if total else 0))
 
 
 def run_fd_job(workdir, plugin, level="F", accurate=False, job_name="backup-job", pyspy=None, trace=False,
@@ -759,7 +772,9 @@ def _pyspy_kind(frames):
         return "lister process"
     if "resource_tracker" in text:
         return "resource tracker"
-    return "helper start-up (spawn, imports, driver set-up)"
+    if "signer_main" in text:
+        return "signer"
+    return "helper start-up (fork server, imports, driver set-up)"
 
 
 def summarize_pyspy(raw_path, objects, rate=200, top=30):
@@ -1351,6 +1366,8 @@ def main(argv=None):
             rep.add("(a) CPU s per 1000 objects, by process",
                     ", ".join("%s %.2f" % (k, v * 1000 / len(items)) for k, v in sorted(full["cpu"].items()))
                     + "; " + ", ".join("%s %.2f" % (k, v * 1000 / len(items)) for k, v in sorted(full["server_cpu"].items())))
+            rep.add("(a) job thread CPU per object: all / inside plugin calls", "%.3f / %.3f ms (%s)"
+                    % (job_thread_share(full, full["files"])))
             vol = os.path.join(fdwork, "volumes")
             shutil.rmtree(vol, ignore_errors=True)  # the catalog stays for (d)
 
@@ -1435,9 +1452,11 @@ def main(argv=None):
                 results[tag] = big
                 fileset = "FileSet Signature=MD5" if signature else "FileSet without Signature"
                 rep.add("(e) plugin backup of the large object, %s, %s" % (what, fileset),
-                        "%.1f MB/s (%.1f s), peak RSS %s; CPU s: %s"
+                        "%.1f MB/s (%.1f s), peak RSS %s; CPU s: %s; job thread CPU s: all %.2f, inside plugin "
+                        "calls %.2f"
                         % (big["mbps"], big["seconds"], fmt_mib(big["peak_rss"]),
-                           ", ".join("%s %.1f" % (k, v) for k, v in sorted(big["cpu"].items()) if v >= 0.05)))
+                           ", ".join("%s %.1f" % (k, v) for k, v in sorted(big["cpu"].items()) if v >= 0.05),
+                           big["job_thread_cpu"], big["plugin_cpu"]))
                 if args.pyspy and signature:
                     os.makedirs(args.pyspy, exist_ok=True)
                     raw_path = os.path.join(os.path.abspath(args.pyspy), "pyspy-%s.txt" % tag)

@@ -165,6 +165,8 @@ class FileDaemon:
                 outcome["value"] = body()
             except BaseException as exc:     # an emulator bug: re-raise below
                 outcome["error"] = exc
+            finally:
+                rt.result.job_thread_cpu = time.thread_time()
 
         thread = threading.Thread(target=target, name="fdemu-job-%d" % rt.result.jobid)
         with private_tempdir() as tmpdir, no_fork():

@@ -6,6 +6,7 @@ backup/restore/estimate sequences use to call into the plugin module.
 
 import os
 import threading
+import time
 import traceback
 from dataclasses import dataclass, field
 
@@ -48,6 +49,8 @@ class JobResult:
     listing: list = field(default_factory=list)     # estimate listing lines
     since: int = 0
     job_name: str = ""
+    job_thread_cpu: float = 0.0   # CPU seconds of the job thread (emulated core + plugin calls)
+    plugin_cpu: float = 0.0       # of which inside the plugin's callbacks (benchmarks)
 
     @property
     def ok(self):
@@ -171,12 +174,15 @@ class JobRuntime:
         self.trace(name, info)
         if on_enter:
             on_enter()
+        started = time.thread_time()
         try:
             value = func(*args)
         except BaseException as exc:   # PyErr_Occurred catches everything
             self.raised = True
             self.python_error(exc)
             return bRC_Error
+        finally:
+            self.result.plugin_cpu += time.thread_time() - started
         return self.to_brc(name, value)
 
     def python_error(self, exc):
