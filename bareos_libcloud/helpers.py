@@ -129,22 +129,27 @@ def _stop_fork_server():
         pid = getattr(server, "_forkserver_pid", None)
         if pid is None:
             return
-        alive = server._forkserver_alive_fd
-        deadline = time.monotonic() + SERVER_GRACE
-        os.close(alive)  # the server ends when it sees the last copy of this pipe close
-        server._forkserver_alive_fd = None
-        while os.waitpid(pid, os.WNOHANG)[0] == 0:
-            if time.monotonic() > deadline:
-                os.kill(pid, signal.SIGKILL)
-                os.waitpid(pid, 0)
-                break
-            time.sleep(0.01)
-        server._forkserver_pid = None
-        address, server._forkserver_address = server._forkserver_address, None
+        address = server._forkserver_address
+        os.close(server._forkserver_alive_fd)  # the server ends once the last copy of it closes
+        server._forkserver_pid = server._forkserver_alive_fd = server._forkserver_address = None
+        _reap(pid, time.monotonic() + SERVER_GRACE)
         if address and not util.is_abstract_socket_namespace(address):
             os.unlink(address)
     except Exception:  # noqa: BLE001 - best effort: the worst case is one idle process
         pass
+
+
+def _reap(pid, deadline):
+    """Wait for our child ``pid`` to end; kill it at ``deadline``."""
+    try:
+        while os.waitpid(pid, os.WNOHANG)[0] == 0:
+            if time.monotonic() > deadline:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                return
+            time.sleep(0.01)
+    except ChildProcessError:
+        pass  # already reaped
 
 
 def _remove_temp_dir():
