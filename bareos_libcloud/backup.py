@@ -11,7 +11,7 @@ from multiprocessing.connection import wait
 
 from . import naming
 from .direct import DirectDownload, Signer
-from .helpers import Helper
+from .helpers import Helper, HelperStartError
 from .prefetch import FAILED, VANISHED, Download, JobCancelled, PrefetchPool
 from .retry import RetryPolicy
 from .streaming import ObjectReader
@@ -147,7 +147,10 @@ class BackupSession:
     # -- start and end ---------------------------------------------------------------------
     def start(self):
         """Start the lister and wait until it has checked credentials and buckets."""
-        self.lister = Helper("bareos-libcloud-lister", lister_main, self.config, self.python)
+        try:
+            self.lister = Helper("bareos-libcloud-lister", lister_main, self.config, self.python)
+        except HelperStartError as exc:
+            raise SetupFailed(str(exc)) from None
         deadline = time.monotonic() + STARTUP_SECONDS + self.opts.timeout
         while True:
             if self.cancelled.is_set():

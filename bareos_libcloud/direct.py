@@ -22,7 +22,7 @@ import threading
 import time
 
 from . import fetch
-from .helpers import Helper
+from .helpers import Helper, HelperStartError
 from .prefetch import ENDED, FAILED, QUEUED, STREAMING, VANISHED, JobCancelled
 from .retry import Transient
 from .worker import signer_main
@@ -57,7 +57,11 @@ class Signer:
                 return reply
 
     def _start(self):
-        self.helper = Helper("bareos-libcloud-signer", signer_main, self.config, self.python)
+        try:
+            self.helper = Helper("bareos-libcloud-signer", signer_main, self.config, self.python)
+        except HelperStartError as exc:
+            self.available, self.why_not = False, str(exc)
+            return
         try:
             reply = self._call()
         except (EOFError, OSError, fetch.FetchError) as exc:

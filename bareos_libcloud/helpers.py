@@ -42,6 +42,10 @@ def _context(python):
     return _CONTEXT
 
 
+class HelperStartError(Exception):
+    """No helper process could be started (the text names the interpreter)."""
+
+
 class Helper:
     """One helper process and the job's end of its pipe."""
 
@@ -50,8 +54,15 @@ class Helper:
         self.name = name
         self.conn, child_conn = ctx.Pipe(duplex=True)
         self.process = ctx.Process(target=target, args=(child_conn, config), name=name, daemon=False)
-        self.process.start()
-        child_conn.close()
+        try:
+            self.process.start()
+        except (OSError, EOFError, ValueError) as exc:
+            # The fork server did not start or died: the interpreter is not a working python.
+            self.conn.close()
+            raise HelperStartError("cannot start a helper process with the interpreter %s (option python=): %s"
+                                   % (python, type(exc).__name__)) from None
+        finally:
+            child_conn.close()
         self.alive = True
         self.stop_asked = False
 

@@ -18,7 +18,7 @@ import os
 import time
 from multiprocessing.connection import wait
 
-from .helpers import Helper, stop_all
+from .helpers import Helper, HelperStartError, stop_all
 from .worker import prefetcher_main
 
 QUEUED, RUNNING, COMPLETE, STREAMING, ENDED, VANISHED, FAILED = range(7)
@@ -218,6 +218,9 @@ class PrefetchPool:
         while len(self.helpers) < wanted:
             try:
                 helper = Helper("bareos-libcloud-prefetch", prefetcher_main, self.config, self.python)
+            except HelperStartError as exc:
+                self.start_error = str(exc)
+                return
             except Exception as exc:  # noqa: BLE001 - reported through PoolFailed
                 self.start_error = "cannot start a prefetch process: %s" % exc
                 return

@@ -268,6 +268,15 @@ def test_tls_to_a_server_signed_by_a_private_ca(moto, fd, bucket_name, tmp_path)
         assert "large objects go through the prefetch processes: the ssl module cannot be imported" in debug
 
 
+@pytest.mark.parametrize("python", ["/bin/false", "/nonexistent/python3"])
+def test_an_interpreter_that_cannot_run_helpers_fails_the_job_naming_it(moto, fd, bucket_name, python):
+    moto.make_bucket(bucket_name, {"k": b"v"})
+    result = fd.backup(plugin_string(moto, buckets_include=bucket_name, python=python))
+    assert result.status == "f"
+    fatals = plugin_fatals(result)
+    assert len(fatals) == 1 and "interpreter %s (option python=)" % python in fatals[0], fatals
+
+
 def test_restore_honours_replace(moto, fd, bucket_name, tmp_path):
     moto.make_bucket(bucket_name, {"k": b"from the backup"})
     assert fd.backup(plugin_string(moto, buckets_include=bucket_name, **opts())).status == "T"
