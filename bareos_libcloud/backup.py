@@ -148,8 +148,10 @@ class BackupSession:
     def start(self):
         """Start the lister and wait until it has checked credentials and buckets."""
         try:
-            self.lister = Helper("bareos-libcloud-lister", lister_main, self.config, self.python)
+            self.lister = Helper("bareos-libcloud-lister", lister_main, self.config, self.python, self.cancelled)
         except HelperStartError as exc:
+            if self.cancelled.is_set():
+                raise JobCancelled() from None
             raise SetupFailed(str(exc)) from None
         deadline = time.monotonic() + STARTUP_SECONDS + self.opts.timeout
         while True:

@@ -58,7 +58,7 @@ class Signer:
 
     def _start(self):
         try:
-            self.helper = Helper("bareos-libcloud-signer", signer_main, self.config, self.python)
+            self.helper = Helper("bareos-libcloud-signer", signer_main, self.config, self.python, self.cancelled)
         except HelperStartError as exc:
             self.available, self.why_not = False, str(exc)
             return

@@ -12,6 +12,7 @@ import os
 import shutil
 import signal
 import sys
+import threading
 import time
 
 _CONTEXT = None
@@ -19,6 +20,8 @@ _CONTEXT = None
 PRELOAD = ["bareos_libcloud.worker", "libcloud.storage.drivers.s3"]
 #: Seconds the fork server may take to end once every helper is gone.
 SERVER_GRACE = 5.0
+#: Seconds a helper may take to be forked (the first also waits for the server's imports).
+START_SECONDS = 60.0
 
 
 def python_executable(configured=None):
@@ -49,18 +52,18 @@ class HelperStartError(Exception):
 class Helper:
     """One helper process and the job's end of its pipe."""
 
-    def __init__(self, name, target, config, python):
+    def __init__(self, name, target, config, python, cancelled):
         ctx = _context(python)
         self.name = name
         self.conn, child_conn = ctx.Pipe(duplex=True)
         self.process = ctx.Process(target=target, args=(child_conn, config), name=name, daemon=False)
         try:
-            self.process.start()
+            _start(self.process, cancelled)
         except (OSError, EOFError, ValueError) as exc:
-            # The fork server did not start or died: the interpreter is not a working python.
+            # The fork server did not start, died or hung: not a working python (or a cancel).
             self.conn.close()
             raise HelperStartError("cannot start a helper process with the interpreter %s (option python=): %s"
-                                   % (python, type(exc).__name__)) from None
+                                   % (python, exc if isinstance(exc, _Hung) else type(exc).__name__)) from None
         finally:
             child_conn.close()
         self.alive = True
@@ -105,6 +108,49 @@ class Helper:
         self.process.join(5.0)
 
 
+class _Hung(OSError):
+    pass
+
+
+def _start(process, cancelled):
+    """``process.start()``, which waits for the fork server to fork it; a server that hangs, or a
+    cancel meanwhile, must not hold the job thread: a watchdog thread kills the server, and the
+    wait ends (EOFError)."""
+    done = threading.Event()
+    hung = []
+
+    def watch():
+        deadline = time.monotonic() + START_SECONDS
+        while not done.wait(0.1):
+            if cancelled.is_set() or time.monotonic() > deadline:
+                hung.append(not cancelled.is_set())
+                _kill_fork_server()
+                return
+
+    watchdog = threading.Thread(target=watch, name="bareos-libcloud-start", daemon=False)
+    watchdog.start()
+    try:
+        process.start()
+    except EOFError:
+        if hung and hung[0]:
+            raise _Hung("no helper process was forked within %d s" % START_SECONDS) from None
+        raise
+    finally:
+        done.set()
+        watchdog.join()
+
+
+def _kill_fork_server():
+    try:
+        from multiprocessing import forkserver
+
+        pid = forkserver._forkserver._forkserver_pid
+        if pid is not None:
+            os.kill(pid, signal.SIGKILL)  # reaped by stop_servers
+    except Exception:  # noqa: BLE001 - best effort
+        pass
+
+
 def stop_all(helpers, grace=1.0):
     """Stop helpers together: send every stop first, then wait once."""
     deadline = time.monotonic() + grace
@@ -121,12 +167,22 @@ def stop_servers():
     """
     _stop_fork_server()
     _remove_temp_dir()
+    _stop_resource_tracker()
+
+
+def _stop_resource_tracker():
+    """``ResourceTracker._stop()``, bounded as well: an interpreter that is not a working python
+    never ends at its pipe's EOF."""
     try:
         from multiprocessing import resource_tracker
 
         tracker = resource_tracker._resource_tracker
-        if getattr(tracker, "_pid", None) is not None:
-            tracker._stop()
+        pid = getattr(tracker, "_pid", None)
+        if pid is None:
+            return
+        os.close(tracker._fd)
+        tracker._fd = tracker._pid = None
+        _reap(pid, time.monotonic() + SERVER_GRACE)
     except Exception:  # noqa: BLE001 - best effort: the worst case is one idle process
         pass
 

@@ -217,7 +217,7 @@ class PrefetchPool:
         wanted = min(self.max_workers, len(self.helpers) + len(self.queue) - len(self.starting))
         while len(self.helpers) < wanted:
             try:
-                helper = Helper("bareos-libcloud-prefetch", prefetcher_main, self.config, self.python)
+                helper = Helper("bareos-libcloud-prefetch", prefetcher_main, self.config, self.python, self.cancelled)
             except HelperStartError as exc:
                 self.start_error = str(exc)
                 return

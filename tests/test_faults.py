@@ -315,6 +315,20 @@ def test_accurate_reads_an_unseen_large_object_straight_into_the_job(moto, proxy
     assert ranges == [None, "bytes=%d-" % MiB], ranges
 
 
+def test_cancel_while_the_helpers_interpreter_hangs(moto, fd, bucket_name, tmp_path):
+    """The fork server never forks (an interpreter that hangs): a cancel still ends the job at
+    once, and nothing is left running."""
+    moto.make_bucket(bucket_name, {"k": b"v"})
+    hangs = tmp_path / "python3"
+    hangs.write_text("#!/bin/sh\nexec sleep 600\n")
+    hangs.chmod(0o755)
+    started = time.monotonic()
+    result = fd.backup(plugin_string(moto, buckets_include=bucket_name, python=str(hangs)), cancel_after_seconds=1)
+    assert result.status == "A", result.messages
+    assert time.monotonic() - started < 15
+    assert not result.files
+
+
 def test_cancel_while_the_server_stalls(moto, proxy, fd, bucket_name):
     moto.make_bucket(bucket_name, {"big": os.urandom(4 * MiB)})
     proxy.stall(60, after_bytes=600000, times=None, method="GET", match="/%s/big" % bucket_name)

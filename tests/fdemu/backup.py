@@ -37,10 +37,24 @@ def bit_is_set(bit, flags):
 
 
 def run_backup(rt, plugin_string, flags, volume, cancel_after_reads=None,
-               accurate_options="mcs"):
+               accurate_options="mcs", cancel_after_seconds=None):
     """The backup job as Python sees it (API doc 2a, trace section 1)."""
     run = BackupRun(rt, plugin_string, flags, volume, cancel_after_reads,
                     accurate_options)
+    timer = None
+    if cancel_after_seconds is not None:
+        timer = threading.Timer(cancel_after_seconds, run.deliver_cancel)
+        timer.name = "fdemu-cancel-timer"
+        timer.start()
+    try:
+        return _backup_job(rt, plugin_string, run, accurate_options)
+    finally:
+        if timer is not None:
+            timer.cancel()
+            timer.join()
+
+
+def _backup_job(rt, plugin_string, run, accurate_options):
     plugin_command(rt, plugin_string, "PluginCommand")     # FileSet command
     rt.event(16)
     rt.type_char, rt.phase_status = "B", "B"
@@ -431,11 +445,12 @@ class BackupRun:
     # ---------------------------------------------------------- cancel
     def start_cancel(self):
         """Deliver CancelCommand(14) on another thread (trace section 6)."""
-        def deliver():
-            self.rt.event(14)
-            self.rt.canceled = True
-        self.cancel_thread = threading.Thread(target=deliver, name="fdemu-cancel")
+        self.cancel_thread = threading.Thread(target=self.deliver_cancel, name="fdemu-cancel")
         self.cancel_thread.start()
+
+    def deliver_cancel(self):
+        self.rt.event(14)
+        self.rt.canceled = True
 
     def join_cancel(self):
         if self.cancel_thread is not None:

@@ -50,8 +50,12 @@ class FileDaemon:
     # ----------------------------------------------------------- jobs
     def backup(self, plugin, level="F", accurate=False, job_name="backup-job",
                cancel_after_reads=None, fileset_options=None, since=None,
-               accurate_options="mcs", signature="MD5"):
+               accurate_options="mcs", signature="MD5", cancel_after_seconds=None):
         """Run a backup job (API doc 2a). Returns a JobResult.
+
+        ``cancel_after_reads``: CancelCommand arrives during that IO_READ.
+        ``cancel_after_seconds``: it arrives that long after the job starts, during whatever
+        callback runs then (as a director's ``cancel`` can), on another thread.
 
         ``signature``: the FileSet's Signature option, "MD5" (the default here, as in Bareos's
         sample FileSets) or None (a FileSet without one: no digest is computed).
@@ -77,7 +81,7 @@ class FileDaemon:
         flags = _flags(fileset_options)
         try:
             run = self._run(rt, plugin, lambda: run_backup(
-                rt, plugin, flags, volume, cancel_after_reads, accurate_options))
+                rt, plugin, flags, volume, cancel_after_reads, accurate_options, cancel_after_seconds))
         finally:
             volume.close()
         result.summary.update(run.summary if run else {})
