@@ -296,6 +296,36 @@ def test_large_objects_go_straight_to_the_job(moto, proxy, fd, bucket_name):
     assert ranges == [None, "bytes=%d-" % MiB], ranges
 
 
+def test_helpers_are_named_for_ps(moto, proxy, fd, bucket_name):
+    """ps and top show the helpers as libcloud-list and libcloud-fetch (PR_SET_NAME)."""
+    moto.make_bucket(bucket_name, {"s%02d" % i: os.urandom(2000) for i in range(6)})
+    proxy.stall(0.5, times=None, method="GET", match="/%s/s" % bucket_name)
+    names, done = {}, threading.Event()  # pid -> its name when last seen (a fork renames itself at once)
+
+    def watch():
+        while not done.is_set():
+            plugin = sys.modules.get("bareos-fd-libcloud")
+            backup_session = getattr(getattr(plugin, "plugin", None), "backup", None)
+            lister = getattr(backup_session, "lister", None)
+            for helper in _prefetchers() + ([lister] if lister is not None else []):
+                try:
+                    with open("/proc/%d/comm" % helper.process.pid) as comm:
+                        names[helper.process.pid] = comm.read().strip()
+                except (OSError, ValueError, AttributeError):
+                    pass
+            time.sleep(0.01)
+
+    thread = threading.Thread(target=watch)
+    thread.start()
+    try:
+        result = backup(fd, moto, proxy, bucket_name, nb_prefetcher=2)
+    finally:
+        done.set()
+        thread.join()
+    assert result.status == "T", result.messages
+    assert set(names.values()) == {"libcloud-list", "libcloud-fetch"}, names
+
+
 def test_accurate_reads_an_unseen_large_object_straight_into_the_job(moto, proxy, fd, bucket_name):
     """Accurate mode: Bareos asks for an object older than the since time that its catalog lacks.
     A large one is read by the job thread too, with the same resume."""
