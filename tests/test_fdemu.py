@@ -12,6 +12,7 @@ import re
 import sys
 import tempfile
 import threading
+import time
 
 import pytest
 
@@ -307,6 +308,19 @@ def test_cancel_delivers_event_14_on_another_thread(fd, tmp_path):
     assert log[-1]["event"] == 4 and log[-1]["status"] == "A"
     assert not any(e.get("event") == 2 for e in log)
     assert fd.jobs()[-1]["files"] == [] and fd.current_state() == {}
+
+
+def test_cancel_after_seconds_arrives_during_whatever_callback_runs(fd, tmp_path):
+    started = time.monotonic()
+    result = fd.backup(plugin(tmp_path, read_delay=0.2), cancel_after_seconds=0.5)
+    assert result.status == "A"
+    assert time.monotonic() - started < 5
+    log = read_log(tmp_path)
+    cancel = next(e for e in log if e.get("event") == 14)
+    assert not cancel["job_thread"] and cancel["status"] == "R"
+    assert log[-1]["event"] == 4 and log[-1]["status"] == "A"
+    assert not any(e.get("event") == 2 for e in log)
+    assert fd.jobs()[-1]["files"] == [] and not result.emulator_errors
 
 
 # ------------------------------------------------------- errors (trace 7)
