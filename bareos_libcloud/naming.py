@@ -16,6 +16,8 @@ Decoding is plain percent-decoding after joining continued pieces, so the key is
 exactly.  Names not produced by :func:`object_fname` are rejected by :func:`parse_fname`.
 """
 
+import re
+
 PREFIX = "/@libcloud/"
 MAX_SEGMENT = 255
 #: Appended at restore time to an object whose name is also a "folder" of other objects.
@@ -26,17 +28,16 @@ class BadName(ValueError):
     """A Bareos file name that this plugin did not produce."""
 
 
-def _needs_escape(ch):
-    code = ord(ch)
-    return ch == "%" or code < 0x20 or 0x7F <= code <= 0x9F
+#: What is percent-encoded: "%" itself and the C0 and C1 control characters (with DEL).
+_NEEDS_ESCAPE = re.compile("[%\x00-\x1f\x7f-\x9f]")
+
+
+def _percent(match):
+    return "".join("%%%02X" % b for b in match.group().encode("utf-8"))
 
 
 def _escape_chars(text):
-    if not any(_needs_escape(ch) for ch in text):
-        return text
-    return "".join(
-        "".join("%%%02X" % b for b in ch.encode("utf-8")) if _needs_escape(ch) else ch for ch in text
-    )
+    return _NEEDS_ESCAPE.sub(_percent, text)
 
 
 def _escape_dots(segment):
