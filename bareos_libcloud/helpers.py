@@ -58,12 +58,10 @@ class Helper:
         self.conn, child_conn = ctx.Pipe(duplex=True)
         self.process = ctx.Process(target=target, args=(child_conn, config), name=name, daemon=False)
         try:
-            _start(self.process, cancelled)
-        except (OSError, EOFError, ValueError) as exc:
-            # The fork server did not start, died or hung: not a working python (or a cancel).
+            _start(self.process, cancelled, python)
+        except HelperStartError:
             self.conn.close()
-            raise HelperStartError("cannot start a helper process with the interpreter %s (option python=): %s"
-                                   % (python, exc if isinstance(exc, _Hung) else type(exc).__name__)) from None
+            raise
         finally:
             child_conn.close()
         self.alive = True
@@ -108,33 +106,33 @@ class Helper:
         self.process.join(5.0)
 
 
-class _Hung(OSError):
-    pass
-
-
-def _start(process, cancelled):
+def _start(process, cancelled, python):
     """``process.start()``, which waits for the fork server to fork it; a server that hangs, or a
     cancel meanwhile, must not hold the job thread: a watchdog thread kills the server, and the
     wait ends (EOFError)."""
     done = threading.Event()
-    hung = []
+    why = []
 
     def watch():
         deadline = time.monotonic() + START_SECONDS
         while not done.wait(0.1):
-            if cancelled.is_set() or time.monotonic() > deadline:
-                hung.append(not cancelled.is_set())
-                _kill_fork_server()
-                return
+            if cancelled.is_set():
+                why.append("the job was cancelled")
+            elif time.monotonic() > deadline:
+                why.append("no helper process was forked within %d s" % START_SECONDS)
+            else:
+                continue
+            _kill_fork_server()
+            return
 
     watchdog = threading.Thread(target=watch, name="bareos-libcloud-start", daemon=False)
     watchdog.start()
     try:
         process.start()
-    except EOFError:
-        if hung and hung[0]:
-            raise _Hung("no helper process was forked within %d s" % START_SECONDS) from None
-        raise
+    except (OSError, EOFError, ValueError) as exc:
+        # The fork server did not start or died (not a working python), or the watchdog ended it.
+        raise HelperStartError("cannot start a helper process with the interpreter %s (option python=): %s"
+                               % (python, why[0] if why else type(exc).__name__)) from None
     finally:
         done.set()
         watchdog.join()
