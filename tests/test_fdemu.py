@@ -109,6 +109,17 @@ def test_packets_follow_cpython_member_rules():
     with pytest.raises(TypeError):
         sp.type = "3"
     sp.fname = b"anything goes into T_OBJECT"
+    with pytest.raises(AttributeError):
+        sp.fnmae = "/b/k"                   # a C type has no __dict__: a typo is an error
+
+    class Mine(bfd.SavePacket):             # tp_new is generic and subclasses get a __dict__
+        pass
+
+    mine = Mine()
+    mine.note = "kept"
+    assert mine.note == "kept" and mine.type == 0 and mine.fname is None
+    with pytest.raises(TypeError):
+        mine.cmd = "x"
 
 
 def test_functions_outside_a_job_raise():

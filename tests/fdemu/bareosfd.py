@@ -105,29 +105,16 @@ _SIGNED = {"int": 32, "long": 64, "longlong": 64}
 
 
 class _Member:
-    """A typed slot like a PyMemberDef entry (T_INT, T_BOOL, T_STRING, ...)."""
+    """A typed member like a PyMemberDef entry (T_INT, T_BOOL, T_STRING, ...).
+
+    Only a declaration: _PacketType turns the members of a class into ``__slots__``, so reads
+    cost what a C member read costs (the hot path: the emulator and the plugin read packet
+    members hundreds of times per object), and _Packet.__setattr__ checks every write.
+    """
 
     def __init__(self, kind, default=None):
         self.kind = kind
         self.default = default
-
-    def __set_name__(self, owner, name):
-        self.name = name
-        self.slot = "_m_" + name
-
-    def __get__(self, obj, owner=None):
-        if obj is None:
-            return self
-        return getattr(obj, self.slot, self.default)
-
-    def __set__(self, obj, value):
-        if self.kind == "string":
-            raise TypeError("readonly attribute")
-        object.__setattr__(obj, self.slot, _convert(self.kind, value))
-
-    def force(self, obj, value):
-        """Set a member from the C side (bypasses the read-only rule)."""
-        object.__setattr__(obj, self.slot, value)
 
 
 def _convert(kind, value):
@@ -150,38 +137,68 @@ def _convert(kind, value):
     return value
 
 
-class _Packet:
+class _PacketType(type):
+    """Collects a packet class's _Member declarations into ``__slots__``, ``_kinds`` (name ->
+    kind, inherited ones included) and ``_defaults``.  A class that declares no member (a
+    plugin's own subclass) gets no ``__slots__``, hence a ``__dict__``, as a subclass of a C
+    type does; the C types themselves have none (unknown attributes raise AttributeError)."""
+
+    def __new__(mcls, name, bases, namespace):
+        members = {k: v for k, v in namespace.items() if isinstance(v, _Member)}
+        if members:
+            for key in members:
+                del namespace[key]
+            namespace["__slots__"] = tuple(members)
+        cls = super().__new__(mcls, name, bases, namespace)
+        kinds = dict(getattr(cls, "_kinds", {}))
+        kinds.update((key, member.kind) for key, member in members.items())
+        defaults = list(getattr(cls, "_defaults", ()))
+        defaults += [(key, member.default) for key, member in members.items()]
+        cls._kinds, cls._defaults = kinds, tuple(defaults)
+        return cls
+
+
+class _Packet(metaclass=_PacketType):
     """Base: keyword constructor over the declared members."""
 
+    __slots__ = ()
     _kwmap = {}
 
     def __init__(self, **kwargs):
+        self._set_defaults()
         for key, value in kwargs.items():
             name = self._kwmap.get(key, None if self._kwmap else key)
-            member = getattr(type(self), name, None) if name else None
-            if not isinstance(member, _Member):
+            kind = self._kinds.get(name)
+            if kind is None:
                 raise TypeError("'%s' is an invalid keyword argument for %s()"
                                 % (key, type(self).__name__))
-            if member.kind == "string":
-                member.force(self, value)
+            if kind == "string":
+                object.__setattr__(self, name, value)
             else:
                 setattr(self, name, value)
 
-    def _members(self):
-        for klass in reversed(type(self).__mro__):
-            for name, attr in vars(klass).items():
-                if isinstance(attr, _Member):
-                    yield name
+    def _set_defaults(self):
+        for name, value in self._defaults:
+            object.__setattr__(self, name, value)
+
+    def __setattr__(self, name, value):
+        kind = self._kinds.get(name)
+        if kind == "string":
+            raise TypeError("readonly attribute")
+        if kind is not None:
+            value = _convert(kind, value)
+        object.__setattr__(self, name, value)
 
     def __repr__(self):
-        fields = ", ".join("%s=%r" % (n, getattr(self, n)) for n in self._members())
+        fields = ", ".join("%s=%r" % (n, getattr(self, n)) for n in self._kinds)
         return "<%s:%s>" % (type(self).__name__, fields)
 
 
 def _force(packet, **values):
     """C side: fill members, including read-only T_STRING ones."""
+    setter = object.__setattr__
     for name, value in values.items():
-        getattr(type(packet), name).force(packet, value)
+        setter(packet, name, value)
     return packet
 
 
@@ -203,10 +220,10 @@ class StatPacket(_Packet):
         "dev", "ino", "mode", "nlink", "uid", "gid", "rdev", "size", "atime",
         "mtime", "ctime", "blksize", "blocks")}
 
-    def __init__(self, **kwargs):
+    def _set_defaults(self):
+        super()._set_defaults()
         now = int(time.time())
         self.st_atime = self.st_mtime = self.st_ctime = now
-        super().__init__(**kwargs)
 
 
 class SavePacket(_Packet):
