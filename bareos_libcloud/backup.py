@@ -7,7 +7,6 @@ stream) by :class:`ChangePolicy`; downloads go to the :class:`~.prefetch.Prefetc
 
 import collections
 import time
-from multiprocessing.connection import wait
 
 from . import naming
 from .direct import DirectDownload, Signer
@@ -159,7 +158,7 @@ class BackupSession:
                 raise JobCancelled()
             if time.monotonic() > deadline:
                 raise SetupFailed("the object store did not answer within %d s" % (deadline - self.stats.started))
-            if not wait([self.lister.conn], 0.2):
+            if not self.lister.ready(0.2):
                 continue
             message = self._receive_listing()
             if message is None:
@@ -207,14 +206,14 @@ class BackupSession:
         """Read one lister message into ``upcoming``; False when no more will come."""
         if self.listing_done:
             return False
-        if not block and not self.lister.conn.poll(0):
+        if not block and not self.lister.ready():
             return True
-        while not self.lister.conn.poll(0.2):
+        while not self.lister.ready(0.2):
             if self.cancelled.is_set():
                 raise JobCancelled()
             if self.pool is not None:
                 self.pool.pump(0.0)
-            if not self.lister.process.is_alive() and not self.lister.conn.poll(0):
+            if not self.lister.process.is_alive() and not self.lister.ready():
                 break
         message = self._receive_listing()
         if message is None:
@@ -275,7 +274,7 @@ class BackupSession:
         while not self.listing_done and (not self.upcoming or self._has_room()):
             if not self._take_listing(block=not self.upcoming):
                 break
-            if self.upcoming and not self.lister.conn.poll(0):
+            if self.upcoming and not self.lister.ready():
                 break
 
     def _has_room(self):

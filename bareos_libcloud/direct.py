@@ -46,7 +46,7 @@ class Signer:
         if message is not None:
             self.helper.send(message)
         deadline = time.monotonic() + SIGNER_SECONDS
-        while not self.helper.conn.poll(0.2):
+        while not self.helper.ready(0.2):
             if self.cancelled.is_set():
                 raise JobCancelled()
             if time.monotonic() > deadline or not self.helper.process.is_alive():

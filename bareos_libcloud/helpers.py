@@ -9,6 +9,7 @@ both are stopped at its end (real-fd-trace.md 8b: nothing is left over); every h
 """
 
 import os
+import select
 import shutil
 import signal
 import sys
@@ -66,9 +67,23 @@ class Helper:
             child_conn.close()
         self.alive = True
         self.stop_asked = False
+        self._poller = None
 
     def send(self, message):
         self.conn.send(message)
+
+    def ready(self, timeout=0.0):
+        """Whether a message (or the end of the pipe) waits, within ``timeout`` seconds.
+
+        Connection.poll builds a new selector on every call; this keeps one poll object, which
+        matters on the job thread, where the pipe is asked about for every object.
+        """
+        if self.conn.closed:
+            raise OSError("handle is closed")
+        if self._poller is None:
+            self._poller = select.poll()
+            self._poller.register(self.conn.fileno(), select.POLLIN)
+        return bool(self._poller.poll(timeout * 1000.0))
 
     def ask_to_stop(self):
         """Tell the helper to finish (it may be busy; ``stop`` enforces it)."""

@@ -15,8 +15,8 @@ begun continues from the byte reached (same ETag) in another helper.
 import collections
 import mmap
 import os
+import select
 import time
-from multiprocessing.connection import wait
 
 from .helpers import Helper, HelperStartError, stop_all
 from .worker import prefetcher_main
@@ -106,6 +106,8 @@ class PrefetchPool:
         self.reserved = 0
         self.floor = -1  # seq of the download Bareos waits for: never held back for memory
         self.start_error = None
+        self.poller = select.poll()
+        self.listening = {}  # pipe fd -> helper, what self.poller watches
 
     # -- admission -------------------------------------------------------------------------
     def has_room(self):
@@ -121,18 +123,34 @@ class PrefetchPool:
     def pump(self, timeout=0.0):
         """Dispatch queued downloads and take in what helpers sent, waiting up to ``timeout``."""
         self._dispatch()
-        conns = [h.conn for h in self.starting]
-        conns += [h.conn for h in self.helpers if h.download is not None and h.download.state == RUNNING]
-        if not conns:
+        listening = self._listen()
+        if not listening:
             if timeout:
                 time.sleep(min(timeout, 0.05))
             return
-        for conn in wait(conns, timeout):
-            helper = next((h for h in self.helpers if h.conn is conn), None)
+        for fd, _ in self.poller.poll(timeout * 1000.0):
+            helper = listening.get(fd)
             if helper is not None:
                 self._receive(helper)
         self._watchdog()
         self._dispatch()
+
+    def _listen(self):
+        """The helpers whose messages are awaited now, by pipe fd, with the poll set kept in step:
+        those starting and those running a download; not idle ones, nor paused streams, which
+        send only as fast as Bareos reads.  (multiprocessing's wait() would build a new selector
+        on every call, and pump runs several times per object.)"""
+        wanted = {helper.conn.fileno(): helper for helper in self.starting}
+        for helper in self.helpers:
+            if helper.download is not None and helper.download.state == RUNNING:
+                wanted[helper.conn.fileno()] = helper
+        if wanted.keys() != self.listening.keys():
+            for fd in self.listening.keys() - wanted.keys():
+                self.poller.unregister(fd)
+            for fd in wanted.keys() - self.listening.keys():
+                self.poller.register(fd, select.POLLIN)
+        self.listening = wanted
+        return wanted
 
     def wait_settled(self, download):
         """Block until ``download`` has its attributes, is complete, or failed."""
@@ -155,7 +173,7 @@ class PrefetchPool:
             if helper is None:  # queued again after its helper died: resume
                 self.wait_settled(download)
                 continue
-            if wait([helper.conn], 0.2):
+            if helper.ready(0.2):
                 self._receive(helper)
             else:
                 self._watch(helper)
@@ -168,7 +186,7 @@ class PrefetchPool:
         self._unreserve(download)
         download.data = None
         download.chunks.clear()
-        if download in self.queue:
+        if download.state == QUEUED and download in self.queue:
             self.queue.remove(download)
         helper = download.helper
         if helper is not None and helper.download is download:
@@ -180,6 +198,8 @@ class PrefetchPool:
         self.helpers = []
         self.starting.clear()
         self.idle.clear()
+        self.poller = select.poll()
+        self.listening = {}
 
     # -- dispatch --------------------------------------------------------------------------
     def _check_cancel(self):
