@@ -541,6 +541,20 @@ def job_thread_share(res, objects):
             "the plugin %.0f%% of the job thread's CPU" % (100 * plugin / total if total else 0))
 
 
+def cpu_comparison(full, raw):
+    """The plugin's CPU per object (its job-thread calls and its helpers) against the raw GET loop's,
+    and the emulated daemon's own part, which the raw loop does not have."""
+    files = full["files"] or 1
+    helpers = sum(v for k, v in full["cpu"].items() if not k.startswith("job process"))
+    plugin = (full["plugin_cpu"] + helpers) * 1000 / files
+    emulator = (full["job_thread_cpu"] - full["plugin_cpu"]) * 1000 / files
+    loop = raw["client_cpu"] * 1000 / raw["objects"]
+    return ("the plugin %.3f ms (job thread %.3f + helpers %.3f) = %.1fx the raw GET loop's %.3f ms; "
+            "the emulated daemon's own work %.3f ms more"
+            % (plugin, full["plugin_cpu"] * 1000 / files, helpers * 1000 / files, plugin / loop if loop else 0,
+               loop, emulator))
+
+
 def run_fd_job(workdir, plugin, level="F", accurate=False, job_name="backup-job", pyspy=None, trace=False,
                signature="MD5"):
     """Run one job in a child process, sampling its process tree. Returns a dict; ``vm_rss``/``vm_hwm``
@@ -686,7 +700,7 @@ def _raw_worker(kind, spec, bucket, keys, counter, ready, go, results):
     ready.release()
     go.wait()
     n = nbytes = 0
-    t0 = time.monotonic()
+    t0, cpu0 = time.monotonic(), time.process_time()
     while True:
         with counter.get_lock():
             i = counter.value
@@ -695,7 +709,7 @@ def _raw_worker(kind, spec, bucket, keys, counter, ready, go, results):
             break
         nbytes += getter.get(keys[i])
         n += 1
-    results.put((n, nbytes, t0, time.monotonic()))
+    results.put((n, nbytes, t0, time.monotonic(), time.process_time() - cpu0))
 
 
 def raw_parallel_get(server, bucket, keys, processes, kind):
@@ -722,7 +736,8 @@ def raw_parallel_get(server, bucket, keys, processes, kind):
         p.join(10)
     n = sum(g[0] for g in got)
     nbytes = sum(g[1] for g in got)
-    return dict(kind=kind, objects=n, bytes=nbytes, seconds=seconds, ops=n / seconds, mbps=nbytes / seconds / 1e6)
+    return dict(kind=kind, objects=n, bytes=nbytes, seconds=seconds, ops=n / seconds, mbps=nbytes / seconds / 1e6,
+                client_cpu=sum(g[4] for g in got))
 
 
 RAW_KINDS = ("sigv4+http.client", "botocore-sign+http.client", "boto3")
@@ -1353,10 +1368,15 @@ def main(argv=None):
                 tries.append(r)
                 rep.add("raw GET sample (%d objects), %s" % (len(sample), kind), "%.0f objects/s" % r["ops"])
             best = max(tries, key=lambda r: r["ops"])["kind"]
+            before = cpu_seconds(spids)
             raw = raw_parallel_get(server, BUCKET, keys, n, best)
+            after = cpu_seconds(spids)
+            raw["server_cpu"] = sum(after[k] - before.get(k, 0) for k in after)
             results["raw"] = raw
             rep.add("(c) raw parallel GET, whole bucket, %s" % best,
-                    "%.0f objects/s, %.1f MB/s (%.1f s)" % (raw["ops"], raw["mbps"], raw["seconds"]))
+                    "%.0f objects/s, %.1f MB/s (%.1f s); CPU per object: the GET loop %.3f ms, the server %.3f ms"
+                    % (raw["ops"], raw["mbps"], raw["seconds"], raw["client_cpu"] * 1000 / raw["objects"],
+                       raw["server_cpu"] * 1000 / raw["objects"]))
 
         # (a) full backup through the emulated fd
         fdwork = os.path.join(work, "fd")
@@ -1383,6 +1403,8 @@ def main(argv=None):
                     + "; " + ", ".join("%s %.2f" % (k, v * 1000 / len(items)) for k, v in sorted(full["server_cpu"].items())))
             rep.add("(a) job thread CPU per object: all / inside plugin calls", "%.3f / %.3f ms (%s)"
                     % (job_thread_share(full, full["files"])))
+            if "raw" in results:
+                rep.add("(a)/(c) client CPU per object", cpu_comparison(full, results["raw"]))
             vol = os.path.join(fdwork, "volumes")
             shutil.rmtree(vol, ignore_errors=True)  # the catalog stays for (d)
 
