@@ -47,7 +47,7 @@ REREADS = 2
 
 def _identify(name):
     """Name this process for ps and top (``libcloud-fetch`` ...), and have Linux end it if its
-    parent, the fork server, is killed before it (helpers.stop_servers does after 5 s)."""
+    parent, the fork server, is killed before it (helpers.stop_servers kills it at the end of the job)."""
     if not sys.platform.startswith("linux"):
         return
     try:
