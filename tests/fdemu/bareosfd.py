@@ -107,9 +107,9 @@ _SIGNED = {"int": 32, "long": 64, "longlong": 64}
 class _Member:
     """A typed member like a PyMemberDef entry (T_INT, T_BOOL, T_STRING, ...).
 
-    Only a declaration: _PacketType turns the members of a class into ``__slots__``, so reads
-    cost what a C member read costs (the hot path: the emulator and the plugin read packet
-    members hundreds of times per object), and _Packet.__setattr__ checks every write.
+    Only a declaration: _PacketType turns the members of a class into ``__slots__`` (so, as on
+    the C types, there is no ``__dict__`` and reads are plain member reads), and
+    _Packet.__setattr__ checks every write.
     """
 
     def __init__(self, kind, default=None):
