@@ -357,18 +357,35 @@ def _vm_hwm(pid):
     return _vm_status(pid, "VmHWM:")
 
 
+def _pss(pid):
+    """The proportional set size of ``pid`` in bytes (a page shared by k processes counts 1/k
+    in each: helpers forked from the fork server share its pages); 0 if gone or unknown."""
+    try:
+        with open("/proc/%d/smaps_rollup" % pid) as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
 # ------------------------------------------------------------------------------------------
 # RSS and CPU of a process tree
 # ------------------------------------------------------------------------------------------
 
 class TreeSampler:
     """Samples a process and all its descendants every ``interval`` s: the peak of the summed
-    RSS, and each process's last CPU time (user+system), grouped by role."""
+    RSS, and each process's last CPU time (user+system), grouped by role; every
+    ``PSS_EVERY``-th sample also the summed PSS (reading smaps_rollup walks page tables)."""
+
+    PSS_EVERY = 10
 
     def __init__(self, pid, interval=0.05):
         self.pid = pid
         self.interval = interval
         self.peak = 0
+        self.peak_pss = 0
         self.peak_procs = 0
         self.samples = 0
         self.cpu = {}  # pid -> (role, seconds)
@@ -422,6 +439,8 @@ class TreeSampler:
             total = 0
             by_role = collections.defaultdict(int)
             count_role = collections.defaultdict(int)
+            if self.samples % self.PSS_EVERY == 0:
+                self.peak_pss = max(self.peak_pss, sum(_pss(proc.pid) for proc in procs))
             for proc in procs:
                 try:
                     with proc.oneshot():
@@ -581,6 +600,7 @@ def run_fd_job(workdir, plugin, level="F", accurate=False, job_name="backup-job"
         raise RuntimeError("fd job failed (rc %s):\n%s\n%s" % (proc.returncode, out[-3000:], err[-3000:]))
     res = json.loads(line[-1][6:])
     res["peak_rss"] = sampler.peak
+    res["peak_pss"] = sampler.peak_pss
     res["peak_procs"] = sampler.peak_procs
     res["cpu"] = sampler.cpu_by_role()
     res["rss_samples"] = sampler.samples
@@ -1202,9 +1222,9 @@ def mem_verdict(row):
 def format_mem_row(row):
     r = row["res"]
     verdict, excess, allowed = mem_verdict(row)
-    text = "  %-8s nb=%-3d budget=%-5s %7d objects %6.1f s  peak %s (%d procs)" % (
+    text = "  %-8s nb=%-3d budget=%-5s %7d objects %6.1f s  peak %s (%d procs), PSS %s" % (
         row["name"], row["n"], row["budget"] or "-", r["files"], r["seconds"], fmt_mib(r["peak_rss"]),
-        r["peak_procs"])
+        r["peak_procs"], fmt_mib(r.get("peak_pss", 0)))
     if excess is not None:
         text += "  over baseline %s, allowed %s: %s" % (fmt_mib(excess), fmt_mib(allowed), verdict)
     return text + "\n    per process (VmHWM): " + _roles_text(r, row["base"])
@@ -1218,19 +1238,22 @@ def memory_md(args, command, started, load_start, server_desc, rows, uploads, no
         "50 ms; 'over baseline' = peak - the fixed overhead of the processes alive at the peak (for each kind, "
         "their count x the mean VmHWM of one such process in the baseline backup with the same `nb_prefetcher`); allowed = `prefetch_memory` + (nb_prefetcher + 2) x 256 KiB chunks. "
         "Per process: the kernel's VmHWM (peak RSS of that process): the largest of a kind (its growth over "
-        "one baseline process) and the growth of their sum over as many baseline processes",
+        "one baseline process) and the growth of their sum over as many baseline processes. Peak PSS: the largest "
+        "sum of PSS (a page shared by k processes counts 1/k in each), sampled every 0.5 s: what the job's "
+        "processes cost the machine, since the helpers share the fork server's pages",
         "",
         "| set | nb_prefetcher | prefetch_memory | objects | seconds | peak RSS | over baseline | allowed | verdict "
-        "| per process (VmHWM) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---|---|",
+        "| peak PSS | per process (VmHWM) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---|",
     ]
     for row in rows:
         r = row["res"]
         verdict, excess, allowed = mem_verdict(row)
-        lines.append("| %s | %d | %s | %d | %.1f | %s | %s | %s | %s | %s |" % (
+        lines.append("| %s | %d | %s | %d | %.1f | %s | %s | %s | %s | %s | %s |" % (
             row["name"], row["n"], row["budget"] or "default (256M)", r["files"], r["seconds"],
             fmt_mib(r["peak_rss"]), fmt_mib(excess) if excess is not None else "-",
-            fmt_mib(allowed) if allowed is not None else "-", verdict or "-", _roles_text(r, row["base"])))
+            fmt_mib(allowed) if allowed is not None else "-", verdict or "-", fmt_mib(r.get("peak_pss", 0)),
+            _roles_text(r, row["base"])))
     lines += [""] + ["- note: " + t for t in notes]
     return lines
 
@@ -1396,8 +1419,10 @@ def main(argv=None):
                     "emulator's catalog write after the job, %.1f s, not counted)"
                     % (full["ops"], full["mbps"], full["seconds"], full["files"], full["status"],
                        full["catalog_seconds"]))
-            rep.add("(a) peak RSS, emulator process + all children", "%s (%d processes)"
-                    % (fmt_mib(full["peak_rss"]), full["peak_procs"]))
+            rep.add("(a) peak RSS, emulator process + all children", "%s (%d processes); peak PSS %s (pages "
+                    "shared with the fork server counted once, sampled every %.1f s)"
+                    % (fmt_mib(full["peak_rss"]), full["peak_procs"], fmt_mib(full["peak_pss"]),
+                       TreeSampler.PSS_EVERY * 0.05))
             rep.add("(a) CPU s per 1000 objects, by process",
                     ", ".join("%s %.2f" % (k, v * 1000 / len(items)) for k, v in sorted(full["cpu"].items()))
                     + "; " + ", ".join("%s %.2f" % (k, v * 1000 / len(items)) for k, v in sorted(full["server_cpu"].items())))
