@@ -10,8 +10,8 @@ Integrity: the byte count must equal the announced size, and where the ETag is a
 """
 
 import hashlib
-import http.client
 import re
+import sys
 
 from .driver import is_s3_family
 from .retry import Transient, is_transient_status
@@ -136,13 +136,35 @@ def access_denied(key):
 
 
 def translate(exc, key=""):
-    """A libcloud/requests exception as ObjectVanished, Transient or FetchError."""
+    """A libcloud/requests/http.client exception as ObjectVanished, Transient or FetchError.
+
+    Imports nothing: the job thread classifies the errors of its direct streams here, and the
+    job's interpreter must not load libcloud (its requests brings compiled modules that fail
+    from the second job on, real-fd-trace.md 8a).  An error of a module that is not loaded
+    cannot occur, so only the loaded ones are asked.
+    """
+    if isinstance(exc, (ObjectVanished, FetchError, Transient)):
+        return exc
+    if "libcloud.common.types" in sys.modules:
+        error = _from_libcloud(exc, key)
+        if error is not None:
+            return error
+    http_client = sys.modules.get("http.client")
+    if (
+        isinstance(exc, (OSError, EOFError))
+        or (http_client is not None and isinstance(exc, http_client.HTTPException))
+        or type(exc).__module__.startswith(("requests", "urllib3"))
+    ):
+        return Transient("%s: %s" % (type(exc).__name__, exc))
+    return FetchError("%s: %s" % (type(exc).__name__, exc))
+
+
+def _from_libcloud(exc, key):
+    """translate() for libcloud's own exceptions; None for any other."""
     from libcloud.common.exceptions import BaseHTTPError, RateLimitReachedError
     from libcloud.common.types import InvalidCredsError, LibcloudError
     from libcloud.storage.types import ObjectDoesNotExistError
 
-    if isinstance(exc, (ObjectVanished, FetchError, Transient)):
-        return exc
     if isinstance(exc, ObjectDoesNotExistError):
         return ObjectVanished()
     if isinstance(exc, RateLimitReachedError):
@@ -161,11 +183,7 @@ def translate(exc, key=""):
             status = int(match.group(1))
             return Transient("HTTP %d" % status) if is_transient_status(status) else FetchError("HTTP %d" % status)
         return FetchError(text)
-    if isinstance(exc, (OSError, EOFError, http.client.HTTPException)) or type(exc).__module__.startswith(
-        ("requests", "urllib3")
-    ):
-        return Transient("%s: %s" % (type(exc).__name__, exc))
-    return FetchError("%s: %s" % (type(exc).__name__, exc))
+    return None
 
 
 def open_object(driver, bucket, key, listed, retry, start=0, etag=None):

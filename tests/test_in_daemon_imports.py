@@ -27,3 +27,30 @@ def test_job_side_imports_only_stdlib():
         [sys.executable, "-c", PROBE], cwd=ROOT, capture_output=True, text=True, check=True
     ).stdout.strip()
     assert out == "", "the job side imports third-party modules: %s" % out
+
+
+ERROR_PATH_PROBE = r"""
+import http.client, socket, sys, importlib
+sys.modules['bareosfd'] = type(sys)('bareosfd')
+importlib.import_module('bareos_libcloud.plugin')
+from bareos_libcloud import fetch
+before = set(sys.modules)
+# what a direct stream on the job thread hands to fetch.translate when a transfer breaks
+got = [type(fetch.translate(exc, 'k')).__name__ for exc in (
+    ConnectionResetError('reset'), socket.timeout('timed out'), http.client.IncompleteRead(b'', 5),
+    EOFError(), ValueError('odd'))]
+print(' '.join(got))
+print(' '.join(sorted(m for m in set(sys.modules) - before if m.split('.')[0] not in sys.stdlib_module_names)))
+"""
+
+
+def test_a_broken_direct_stream_imports_nothing_more_on_the_job_side():
+    """A transfer that breaks on the job thread (direct.py) is classified without importing
+    libcloud there: its requests dependency brings compiled modules that fail from the
+    second job on (real-fd-trace.md 8a), which would turn a retry into an ImportError."""
+    out = subprocess.run(
+        [sys.executable, "-c", ERROR_PATH_PROBE], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    assert out[0].split() == ["Transient", "Transient", "Transient", "Transient", "FetchError"]
+    assert len(out) == 1 or out[1] == "", "classifying the error imported: %s" % out[1]
+
