@@ -12,10 +12,12 @@ reached with ``Range`` and ``If-Match`` (same ETag), up to ``retries`` times; th
 equal the announced size, and a plain-MD5 ETag must match the bytes.  A stalled server ends a
 read after ``timeout`` seconds (the socket's timeout), and a cancel shuts the socket down from
 the cancelling thread, so the job thread never waits long.
+
+``http.client`` (with ssl and email) is imported where a direct stream first needs it, not at load:
+every job's interpreter loads the plugin afresh, and many jobs have no large object.
 """
 
 import hashlib
-import http.client
 import queue
 import socket
 import threading
@@ -103,6 +105,8 @@ def _ssl_works():
 
 
 def _connect(request, timeout):
+    import http.client
+
     if not request["secure"]:
         return http.client.HTTPConnection(request["host"], request["port"], timeout=timeout)
     import ssl
@@ -178,6 +182,8 @@ class DirectDownload:
 
     def open(self):
         """Learn the object's attributes from the GET's headers (Bareos waits for them)."""
+        import http.client
+
         attempts = self.retry.start(self.key)
         while True:
             self._check_cancel()
@@ -200,6 +206,8 @@ class DirectDownload:
     # -- reading -----------------------------------------------------------------------------
     def next_chunk(self):
         """The next piece (a bytearray of up to 256 KiB), b"" at the end, None if it failed."""
+        import http.client
+
         if self.state == ENDED:
             return b""
         if self.state != STREAMING:
@@ -234,6 +242,8 @@ class DirectDownload:
         got = self.response.readinto(chunk)
         if not got:
             if known:
+                import http.client
+
                 raise http.client.IncompleteRead(b"", self.size - self.received)
             self.size = self.received
             return b""

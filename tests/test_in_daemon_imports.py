@@ -54,3 +54,13 @@ def test_a_broken_direct_stream_imports_nothing_more_on_the_job_side():
     assert out[0].split() == ["Transient", "Transient", "Transient", "Transient", "FetchError"]
     assert len(out) == 1 or out[1] == "", "classifying the error imported: %s" % out[1]
 
+
+def test_the_job_side_does_not_load_http_client_until_a_direct_stream():
+    """Every job's sub-interpreter imports the plugin afresh; http.client (and ssl, email with
+    it) is needed only by direct streams of large objects."""
+    probe = ("import sys, importlib; sys.modules['bareosfd'] = type(sys)('bareosfd'); "
+             "importlib.import_module('bareos_libcloud.plugin'); "
+             "print(' '.join(m for m in ('http.client', 'ssl', 'email.parser') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True,
+                         check=True).stdout.strip()
+    assert out == "", "imported at load: %s" % out
