@@ -140,15 +140,14 @@ def translate(exc, key=""):
 
     Imports nothing: the job thread classifies the errors of its direct streams here, and the
     job's interpreter must not load libcloud (its requests brings compiled modules that fail
-    from the second job on, real-fd-trace.md 8a).  An error of a module that is not loaded
-    cannot occur, so only the loaded ones are asked.
+    from the second job on, real-fd-trace.md 8a).  An error class of a module that is not
+    loaded cannot have been raised, so the classes are taken from the modules already loaded.
     """
     if isinstance(exc, (ObjectVanished, FetchError, Transient)):
         return exc
-    if "libcloud.common.types" in sys.modules:
-        error = _from_libcloud(exc, key)
-        if error is not None:
-            return error
+    error = _from_libcloud(exc, key)
+    if error is not None:
+        return error
     http_client = sys.modules.get("http.client")
     if (
         isinstance(exc, (OSError, EOFError))
@@ -159,24 +158,29 @@ def translate(exc, key=""):
     return FetchError("%s: %s" % (type(exc).__name__, exc))
 
 
+def _loaded(module, name):
+    """``module.name`` if that module is loaded, else a class no exception is an instance of."""
+    return getattr(sys.modules.get(module), name, _NeverRaised)
+
+
+class _NeverRaised(Exception):
+    """Stands for the error class of a module that is not loaded (so cannot have raised it)."""
+
+
 def _from_libcloud(exc, key):
     """translate() for libcloud's own exceptions; None for any other."""
-    from libcloud.common.exceptions import BaseHTTPError, RateLimitReachedError
-    from libcloud.common.types import InvalidCredsError, LibcloudError
-    from libcloud.storage.types import ObjectDoesNotExistError
-
-    if isinstance(exc, ObjectDoesNotExistError):
+    if isinstance(exc, _loaded("libcloud.storage.types", "ObjectDoesNotExistError")):
         return ObjectVanished()
-    if isinstance(exc, RateLimitReachedError):
+    if isinstance(exc, _loaded("libcloud.common.exceptions", "RateLimitReachedError")):
         return Transient("HTTP 429 (rate limited)")
-    if isinstance(exc, InvalidCredsError):
+    if isinstance(exc, _loaded("libcloud.common.types", "InvalidCredsError")):
         return access_denied(key)
-    if isinstance(exc, BaseHTTPError):
+    if isinstance(exc, _loaded("libcloud.common.exceptions", "BaseHTTPError")):
         code = getattr(exc, "code", None)
         if isinstance(code, int) and is_transient_status(code):
             return Transient("HTTP %s: %s" % (code, exc.message))
         return FetchError("HTTP %s: %s" % (code, exc.message))
-    if isinstance(exc, LibcloudError):
+    if isinstance(exc, _loaded("libcloud.common.types", "LibcloudError")):
         text = str(exc.value) if getattr(exc, "value", None) else type(exc).__name__
         match = re.search(r"[Ss]tatus code: (\d+)", text)
         if match:
