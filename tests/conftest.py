@@ -8,14 +8,21 @@ Fixtures
                radosgw (the radosgw run carries the `rgw` marker)
   bucket_name  a unique, valid bucket name for the current test
 
+Every test (autouse)
+  job-side imports: an import statement run in the emulated daemon's job interpreter (its job,
+  cancel and the plugin's own threads) may name only the stdlib, the plugin and dateutil; the
+  test fails naming anything else (libcloud, requests, ...), also on an error path
+
 Marker
   rgw          the radosgw suite; every test using the `rgw` fixture gets it automatically, so
                `-m "not rgw"` leaves the suite out and `-m rgw` runs only it.
 """
 
+import builtins
 import os
 import re
 import sys
+import threading
 import uuid
 
 import pytest
@@ -98,3 +105,43 @@ def bucket_name(request):
     base = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")
     base = base[:40].strip("-") or "t"
     return "%s-%s" % (base, uuid.uuid4().hex[:12])
+
+
+#: Installed packages the job's interpreter may import (docs/design.md): dateutil (pure Python, for
+#: odd Last-Modified formats) and six, its dependency.  The plugin itself and the modules next to
+#: it on module_path are not installed packages.
+JOB_SIDE_ALLOWED = {"dateutil", "six"}
+#: Threads of the emulated job interpreter: the job thread, the cancel thread, the plugin's own.
+JOB_SIDE_THREADS = ("fdemu-job", "fdemu-cancel", "bareos-libcloud")
+
+
+def _installed_package(top):
+    """Whether the loaded top-level module ``top`` comes from site-packages or dist-packages."""
+    module = sys.modules.get(top)
+    where = getattr(module, "__file__", None) or "".join(getattr(module, "__path__", []) or [])
+    return "site-packages" in where or "dist-packages" in where
+
+
+@pytest.fixture(autouse=True)
+def job_side_imports():
+    """Fail a test in which the job's interpreter ran an import of libcloud, requests or any other
+    installed package.  In bareos-fd, compiled modules (requests' charset_normalizer, for one)
+    fail from the second job on (real-fd-trace.md 8a).  The test process has them loaded anyway,
+    so the import statement itself is what is watched."""
+    seen = []
+    original = builtins.__import__
+
+    def watched(name, globals=None, locals=None, fromlist=(), level=0):
+        module = original(name, globals, locals, fromlist, level)
+        if level == 0 and threading.current_thread().name.startswith(JOB_SIDE_THREADS):
+            top = name.partition(".")[0]
+            if top not in sys.stdlib_module_names and top not in JOB_SIDE_ALLOWED and _installed_package(top):
+                seen.append("%s (thread %s)" % (name, threading.current_thread().name))
+        return module
+
+    builtins.__import__ = watched
+    try:
+        yield
+    finally:
+        builtins.__import__ = original
+    assert not seen, "the job's interpreter imported: %s" % ", ".join(sorted(set(seen)))
