@@ -434,6 +434,17 @@ def test_fork_is_refused(fd, tmp_path):
     assert result.status == "f" and "real-fd-trace 8b" in result.texts(M_FATAL)[0]
 
 
+def test_strptime_fails_from_the_second_job_on(fd, tmp_path):
+    """real-fd-trace 8d: datetime.strptime works in a daemon's first job only."""
+    first, _ = misbehave(fd, tmp_path, "strptime")
+    assert first.status == "T"
+    second, _ = misbehave(fd, tmp_path, "strptime")
+    assert second.status == "f"
+    assert "TypeError: 'NoneType' object is not callable" in second.texts(M_FATAL)[0]
+    import datetime
+    assert datetime.datetime.strptime("2026-11-23", "%Y-%m-%d").day == 23  # the test's own thread
+
+
 def test_getvalue_checkchanges_fails_loudly(fd, tmp_path):
     with pytest.raises(EmulatorError, match="bVarCheckChanges"):
         misbehave(fd, tmp_path, "getvalue_checkchanges")

@@ -13,7 +13,7 @@ import time
 
 from .backup import DEFAULT_FLAGS, run_backup, run_estimate
 from .catalog import Catalog, VolumeWriter
-from .guards import Snapshot, no_fork, private_tempdir
+from .guards import Snapshot, broken_strptime, no_fork, private_tempdir
 from .job import M_INFO, EmulatorError, JobResult, JobRuntime
 from .plugin_string import PluginDefinitionError, parse_definition
 from .restore import RestoreRun
@@ -46,6 +46,7 @@ class FileDaemon:
         self.version = "26.0.0~pre (fdemu)"
         self.leftover_grace = leftover_grace
         self.catalog = Catalog(self.workdir)
+        self.jobs_started = 0  # in this "process": strptime breaks from the second job on
 
     # ----------------------------------------------------------- jobs
     def backup(self, plugin, level="F", accurate=False, job_name="backup-job",
@@ -173,7 +174,8 @@ class FileDaemon:
                 rt.result.job_thread_cpu = time.thread_time()
 
         thread = threading.Thread(target=target, name="fdemu-job-%d" % rt.result.jobid)
-        with private_tempdir() as tmpdir, no_fork():
+        self.jobs_started += 1
+        with private_tempdir() as tmpdir, no_fork(), broken_strptime(self.jobs_started > 1):
             snapshot = Snapshot(tmpdir)
             thread.start()
             thread.join()

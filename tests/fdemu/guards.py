@@ -1,7 +1,9 @@
-"""Things the real bareos-fd does not survive (real-fd-trace 8b, 8c).
+"""Things the real bareos-fd does not survive (real-fd-trace 8b, 8c, 8d).
 
 - ``no_fork()``: os.fork raises while a job runs (fork in the fd kills the
   child; subprocess and multiprocessing 'spawn' do not use os.fork).
+- ``broken_strptime()``: from a daemon's second job on, datetime.strptime and
+  time.strptime raise TypeError in the job's interpreter (8d).
 - ``Snapshot``: threads and child processes before a job, compared after
   it to find leftovers; plus a private temp dir for the job (tempfile.tempdir
   and $TMPDIR point there), so leftover temp files are attributed exactly.
@@ -35,6 +37,45 @@ def no_fork():
         os.fork = saved[0]
         if saved[1] is not None:
             os.forkpty = saved[1]
+
+
+STRPTIME_MESSAGE = ("'NoneType' object is not callable (fdemu: strptime fails from the second job "
+                    "of a bareos-fd on, real-fd-trace 8d)")
+
+
+def _in_job_interpreter():
+    """Whether the calling thread belongs to the job's interpreter (not the emulator's or the
+    test's own threads)."""
+    name = threading.current_thread().name
+    if name.startswith(("fdemu-job", "fdemu-cancel")):
+        return True
+    return threading.current_thread() is not threading.main_thread() and not name.startswith(OUTSIDE_DAEMON_THREADS)
+
+
+@contextlib.contextmanager
+def broken_strptime(active=True):
+    """Make datetime.strptime and time.strptime fail in the job's threads, as in a real daemon's
+    later jobs (a CPython sub-interpreter issue with the lazily imported ``_strptime``).  Both
+    C functions call into the ``_strptime`` module by attribute, so that is where it breaks."""
+    if not active:
+        yield
+        return
+    import _strptime
+
+    saved = _strptime._strptime_datetime, _strptime._strptime_time
+
+    def breaks(original):
+        def call(*args, **kwargs):
+            if _in_job_interpreter():
+                raise TypeError(STRPTIME_MESSAGE)
+            return original(*args, **kwargs)
+        return call
+
+    _strptime._strptime_datetime, _strptime._strptime_time = breaks(saved[0]), breaks(saved[1])
+    try:
+        yield
+    finally:
+        _strptime._strptime_datetime, _strptime._strptime_time = saved
 
 
 def child_processes():

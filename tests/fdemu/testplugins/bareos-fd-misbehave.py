@@ -54,6 +54,10 @@ class Misbehave(memfiles_core.MemFiles):
             savepkt.statp = None
         if mode == "fork":
             os.fork()
+        if mode == "strptime" and self.files_started == 1:
+            import datetime
+
+            datetime.datetime.strptime("2026-11-23", "%Y-%m-%d")
         if mode == "getvalue_checkchanges":
             bareosfd.GetValue(bareosfd.bVarCheckChanges)
         if mode == "thread_call" and self.files_started == 1:
