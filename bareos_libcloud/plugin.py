@@ -19,7 +19,7 @@ from .joblog import JobLog
 from .journal import Journal
 from .options import OptionError, OptionSet, is_secret_option
 from .prefetch import JobCancelled, PoolFailed
-from .restore import RestoreRefused, RestoreSession, Skip
+from .restore import IncompleteCopy, RestoreRefused, RestoreSession, Skip
 
 FILE_MODE = stat.S_IFREG | 0o640
 
@@ -357,6 +357,10 @@ class BareosFdPluginLibcloud:
             session.abandon()
             self.log.error("cannot write %s: %s" % (session.target, exc.strerror or exc))
             iop.status, iop.io_errno = -1, exc.errno or errno.EIO
+            return fd.bRC_Error
+        except IncompleteCopy as exc:
+            self.log.error(str(exc))
+            iop.status, iop.io_errno = -1, errno.EIO
             return fd.bRC_Error
         iop.status = 0
         return fd.bRC_OK

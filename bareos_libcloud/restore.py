@@ -4,7 +4,10 @@ Every object lands at ``<where>/@libcloud/<bucket>/<key as named by naming.py>``
 written outside ``where``: the path is rebuilt from the decoded name, never taken from the
 catalog text, and no symbolic link on the way is followed.  Data goes to a temporary file in the
 target directory and is renamed into place at IO_CLOSE, after its mtime is set, so a failed or
-cancelled restore never leaves a half-written object under its real name.
+cancelled restore never leaves a half-written object under its real name.  Nor does a backup
+whose copy of the object is incomplete: bareos-fd catalogs an object whose read failed with its
+full size (real-fd-trace.md 7), so a copy whose bytes do not add up to that size is dropped with
+an error naming it.
 """
 
 import errno
@@ -25,6 +28,10 @@ class RestoreRefused(Exception):
 
 class Skip(Exception):
     """The replace policy keeps the existing file."""
+
+
+class IncompleteCopy(Exception):
+    """The backup holds fewer (or more) bytes of the object than its size; nothing was restored."""
 
 
 def original_name(packet):
@@ -59,6 +66,9 @@ class RestoreSession:
         self.mode = FILE_MODE
         self.restored = 0
         self.where_refused = False
+        self.label = None  # "object 'k' in bucket 'b'", for messages
+        self.expected = None  # the object's size in the catalog
+        self.written = 0
 
     # -- create_file -----------------------------------------------------------------------
     def plan(self, packet):
@@ -87,6 +97,9 @@ class RestoreSession:
         self.target = target
         self.mtime = packet.statp.st_mtime
         self.mode = FILE_MODE
+        self.label = "object %r in bucket %r" % (key, bucket)
+        size = packet.statp.st_size
+        self.expected = size if 0 <= size < 1 << 63 else None  # 2**64-1: unknown
         return target
 
     def _make_dirs(self, base, segments):
@@ -138,9 +151,11 @@ class RestoreSession:
         directory = os.path.dirname(self.target)
         self.temp = os.path.join(directory, ".bareos-libcloud-%s.part" % secrets.token_hex(8))
         self.fd = os.open(self.temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        self.written = 0
 
     def write(self, data):
         view = memoryview(data)
+        self.written += len(view)
         while view:
             written = os.write(self.fd, view)
             view = view[written:]
@@ -149,7 +164,16 @@ class RestoreSession:
         self.mtime = mtime
 
     def close(self):
-        """Finish the object: mode and mtime, then rename into place."""
+        """Finish the object: mode and mtime, then rename into place.  A copy whose bytes do not
+        add up to the object's size is dropped instead (IncompleteCopy)."""
+        if self.expected is not None and self.written != self.expected:
+            written = self.written
+            self.abandon()
+            raise IncompleteCopy(
+                "%s was not restored: this backup holds %d bytes of it, not %d (reading it failed "
+                "during that backup, whose job log names it; restore it from another backup)"
+                % (self.label, written, self.expected)
+            )
         try:
             os.fchmod(self.fd, self.mode)
             if self.mtime is not None:

@@ -180,6 +180,29 @@ def test_a_stream_that_finally_breaks_is_saved_again_next_time(moto, proxy, fd, 
     assert fd.current_state()[naming.object_fname(bucket_name, "big")].read_bytes() == data
 
 
+def test_a_truncated_copy_is_not_restored_as_the_object(moto, proxy, fd, bucket_name, tmp_path):
+    """A stream that broke for good left Bareos part of the object, cataloged with its full
+    size (real-fd-trace 7). Restoring that backup must not put the part in place as the object."""
+    from harness import all_files_under, restored_keys
+
+    data, fine = os.urandom(4 * MiB), os.urandom(3000)
+    moto.make_bucket(bucket_name, {"big": data, "fine": fine})
+    proxy.reset_after(MiB, times=None, method="GET", match="/%s/big" % bucket_name)
+    full = backup(fd, moto, proxy, bucket_name, prefetch_size="1M", retries=2)
+    assert full.status == "W"
+    record = [r for r in full.files if naming.parse_fname(r.fname)[1] == "big"][0]
+    assert len(record.read_bytes()) < len(data) == record.statp["st_size"]  # the trap itself
+
+    where = str(tmp_path / "restore")
+    restore = fd.restore(where=where)
+    assert restored_keys(where, bucket_name) == {"fine": fine}
+    assert [p for p in all_files_under(where) if ".part" in p] == []
+    errors = ours(restore, M_ERROR)
+    assert len(errors) == 1 and "'big'" in errors[0] and "was not restored" in errors[0], restore.messages
+    assert "%d bytes" % len(record.read_bytes()) in errors[0] and str(len(data)) in errors[0]
+    assert restore.status != "T"
+
+
 def test_wrong_bytes_with_the_right_etag_are_caught(moto, proxy, fd, bucket_name):
     import hashlib
 
