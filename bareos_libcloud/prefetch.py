@@ -25,8 +25,9 @@ QUEUED, RUNNING, COMPLETE, STREAMING, ENDED, VANISHED, FAILED = range(7)
 MAX_RESTARTS = 3
 #: Bytes a helper may hold beyond an object's listed size before it streams it instead.
 GROWTH_SLACK = 256 * 1024
-#: What a stream holds at most: a chunk in the job, one in its helper, the pipe between them.
-STREAM_HOLD = 3 * 256 * 1024
+#: What a stream holds at most: a chunk in the job, two in its helper (it withholds the newest
+#: until the next is read, see worker._try_send_object), the pipe between them.
+STREAM_HOLD = 4 * 256 * 1024
 
 
 class JobCancelled(Exception):

@@ -141,19 +141,26 @@ def _too_big(stream, held, limit):
 def _try_send_object(conn, drv, retry, request, last):
     _, seq, bucket, key, listed, inline_limit, start, etag = request
     parts, held, began = [], 0, False
+    # A stream's newest chunk waits for the next one, and the last one until read_object has
+    # checked size and MD5: bareos-fd catalogs a failed read with the object's full size
+    # (real-fd-trace.md 7), so a bad copy must come out short of it, where a restore sees it.
+    withheld = None
     try:
         for stream, chunk in fetch.read_object(drv, bucket, key, listed, retry, start, etag):
             if not began and (start > 0 or _too_big(stream, held + len(chunk), inline_limit)):
                 size = stream.size if stream.size is not None and stream.size >= 0 else None
                 conn.send(("begin", seq, size, stream.mtime, stream.etag))
                 began = True
+                withheld = parts.pop() if parts else None
                 for part in parts:
                     _send_data(conn, seq, part)
                 parts = []
             if not chunk:
                 continue
             if began:
-                _send_data(conn, seq, chunk)
+                if withheld is not None:
+                    _send_data(conn, seq, withheld)
+                withheld = chunk
             else:
                 parts.append(chunk)
                 held += len(chunk)
@@ -170,6 +177,8 @@ def _try_send_object(conn, drv, retry, request, last):
         conn.send(("error", seq, str(exc)))
         return "done"
     if began:
+        if withheld is not None:
+            _send_data(conn, seq, withheld)
         conn.send(("end", seq))
     else:
         conn.send(("object", seq, held, stream.mtime, stream.etag, held))
