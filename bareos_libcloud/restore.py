@@ -6,8 +6,8 @@ catalog text, and no symbolic link on the way is followed.  Data goes to a tempo
 target directory and is renamed into place at IO_CLOSE, after its mtime is set, so a failed or
 cancelled restore never leaves a half-written object under its real name.  Nor does a backup
 whose copy of the object is incomplete: bareos-fd catalogs an object whose read failed with its
-full size (real-fd-trace.md 7), so a copy whose bytes do not add up to that size is dropped with
-an error naming it.
+full size (real-fd-trace.md 7), so a copy with fewer bytes than that is dropped with an error
+naming it.
 """
 
 import errno
@@ -31,7 +31,7 @@ class Skip(Exception):
 
 
 class IncompleteCopy(Exception):
-    """The backup holds fewer (or more) bytes of the object than its size; nothing was restored."""
+    """The backup holds fewer bytes of the object than its size; nothing was restored."""
 
 
 def original_name(packet):
@@ -164,9 +164,11 @@ class RestoreSession:
         self.mtime = mtime
 
     def close(self):
-        """Finish the object: mode and mtime, then rename into place.  A copy whose bytes do not
-        add up to the object's size is dropped instead (IncompleteCopy)."""
-        if self.expected is not None and self.written != self.expected:
+        """Finish the object: mode and mtime, then rename into place.  A copy with fewer bytes
+        than the object's size is dropped instead (IncompleteCopy).  More bytes are kept: outside
+        the S3 family a large object is cataloged with its listed size, which need not be what
+        its download gives (a Swift manifest lists 0 bytes)."""
+        if self.expected is not None and self.written < self.expected:
             written = self.written
             self.abandon()
             raise IncompleteCopy(
