@@ -350,6 +350,8 @@ class BareosFdPluginLibcloud:
                 return fd.bRC_OK
             elif iop.func == fd.IO_CLOSE:
                 session.close()
+            elif iop.func == fd.IO_SEEK:
+                session.seek(iop.offset, iop.whence)
             else:
                 iop.status, iop.io_errno = -1, errno.EINVAL
                 return fd.bRC_Error

@@ -68,7 +68,6 @@ class RestoreSession:
         self.where_refused = False
         self.label = None  # "object 'k' in bucket 'b'", for messages
         self.expected = None  # the object's size in the catalog
-        self.written = 0
 
     # -- create_file -----------------------------------------------------------------------
     def plan(self, packet):
@@ -151,14 +150,16 @@ class RestoreSession:
         directory = os.path.dirname(self.target)
         self.temp = os.path.join(directory, ".bareos-libcloud-%s.part" % secrets.token_hex(8))
         self.fd = os.open(self.temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-        self.written = 0
 
     def write(self, data):
         view = memoryview(data)
-        self.written += len(view)
         while view:
             written = os.write(self.fd, view)
             view = view[written:]
+
+    def seek(self, offset, whence):
+        """Bareos skips the all-zero blocks of a FileSet with sparse=yes: they stay holes."""
+        os.lseek(self.fd, offset, whence)
 
     def set_attributes(self, mtime):
         self.mtime = mtime
@@ -168,13 +169,13 @@ class RestoreSession:
         than the object's size is dropped instead (IncompleteCopy).  More bytes are kept: outside
         the S3 family a large object is cataloged with its listed size, which need not be what
         its download gives (a Swift manifest lists 0 bytes)."""
-        if self.expected is not None and self.written < self.expected:
-            written = self.written
+        held = os.fstat(self.fd).st_size  # not the bytes written: sparse blocks are holes
+        if self.expected is not None and held < self.expected:
             self.abandon()
             raise IncompleteCopy(
                 "%s was not restored: this backup holds %d bytes of it, not %d (reading it failed "
                 "during that backup, whose job log names it; restore it from another backup)"
-                % (self.label, written, self.expected)
+                % (self.label, held, self.expected)
             )
         try:
             os.fchmod(self.fd, self.mode)

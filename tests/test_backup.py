@@ -66,6 +66,38 @@ def test_full_backup_then_restore_gives_the_bucket_back(moto, fd, bucket_name, t
         assert int(os.stat(path).st_mtime) == mtimes[key]
 
 
+@pytest.mark.parametrize("prefetch_size", ["8M", "64K"], ids=["prefetched", "streamed"])
+def test_a_fileset_with_sparse_restores_the_zero_blocks_bareos_skipped(moto, fd, bucket_name, tmp_path,
+                                                                       prefetch_size):
+    """With sparse=yes Bareos does not store all-zero blocks (it reads 8 bytes less per IO_READ
+    for the offset in front of each block) and seeks over them on restore (IO_SEEK)."""
+    block = 262144 - 8
+    objects = {
+        "disk.img": os.urandom(1000) + bytes(5 * block) + os.urandom(3000),  # zero blocks inside
+        "zeros": bytes(3 * block + 77),
+        "plain": os.urandom(block + 5),
+        "empty": b"",
+    }
+    moto.make_bucket(bucket_name, objects)
+    sparse_flags = bytearray.fromhex("02c0000800")
+    sparse_flags[0] |= 1 << 5  # FO_SPARSE
+    result = fd.backup(plugin_string(moto, buckets_include=bucket_name, prefetch_size=prefetch_size),
+                       fileset_options=bytes(sparse_flags))
+    assert result.status == "T", result.messages
+    records = saved(result)
+    stored = {key: sum(records[fname(bucket_name, key)].record_sizes()) for key in objects}
+    assert stored["disk.img"] < len(objects["disk.img"]) - 3 * block  # blocks really skipped
+    assert stored["zeros"] < len(objects["zeros"])
+    assert set(records[fname(bucket_name, "plain")].record_sizes()) <= {block + 8, 5 + 8}
+    for key, data in objects.items():
+        assert records[fname(bucket_name, key)].read_bytes() == data
+
+    where = str(tmp_path / "restore")
+    restore = fd.restore(where=where)
+    assert restore.status == "T", restore.messages
+    assert restored_keys(where, bucket_name) == objects
+
+
 def test_large_objects_are_read_in_256k_pieces(moto, fd, bucket_name):
     data = os.urandom(2 * MiB + 5)
     moto.make_bucket(bucket_name, {"big": data})

@@ -9,7 +9,7 @@ import stat
 import threading
 import time
 
-from .catalog import stat_to_dict
+from .catalog import SPARSE_HEADER, stat_to_dict
 from .loader import plugin_command
 from .job import (M_ERROR, M_FATAL, M_INFO, M_NOTSAVED, M_SKIPPED, bRC_Error,
                   bRC_More, bRC_OK, bRC_Seen, bRC_Skip, bRC_Stop, strerror)
@@ -27,6 +27,7 @@ SAVED_TYPES = (FT_LNKSAVED, FT_REGE, FT_REG, FT_LNK, FT_DIREND, FT_SPEC, FT_RAW,
 IO_OPEN, IO_READ, IO_CLOSE = 1, 2, 4
 IOSTAT_DO_IN_CORE = 1
 FO_NO_HARDLINK, FO_MTIMEONLY, FO_ACL, FO_XATTR, FO_NOATIME = 15, 11, 14, 27, 22
+FO_SPARSE = 5
 DEFAULT_FLAGS = bytes.fromhex("02c0000800")    # trace section 1, row 6
 ACCURATE_BITS = {"i": 1, "p": 2, "n": 4, "u": 8, "g": 16, "s": 32, "a": 64,
                  "m": 128, "c": 256, "d": 512}
@@ -95,6 +96,9 @@ class FileState:
         self.fname = fname
         self.flags = flags
         self.canceled_in_read = False
+        self.sparse = False       # FileSet sparse=yes (FO_SPARSE)
+        self.position = 0         # file offset of the next block read
+        self.read_size = 0        # IOP.count of each IO_READ
 
 
 class BackupRun:
@@ -354,44 +358,48 @@ class BackupRun:
             return
         filedes = iop.filedes if in_core else 0
         self.volume.start(record)
+        state.sparse = bit_is_set(FO_SPARSE, state.flags)
+        state.position = 0
+        # with sparse=yes each record starts with its file offset, so a read asks for 8 bytes less
+        state.read_size = READ_SIZE - SPARSE_HEADER if state.sparse else READ_SIZE
         if in_core:
-            self.read_in_core(record, filedes)
+            self.read_in_core(record, state, filedes)
         else:
             self.read_loop(record, state)
         self.volume.finish(record)
         self.plugin_io(self.io_packet(IO_CLOSE, filedes=filedes), "IO_CLOSE")
 
-    def read_in_core(self, record, filedes):
+    def read_in_core(self, record, state, filedes):
         """Direct IO: the core reads the plugin's fd itself."""
         while True:
             try:
-                data = os.read(filedes, READ_SIZE)
+                data = os.read(filedes, state.read_size)
             except OSError as exc:
                 self.read_error(record, exc.errno, "os.read on the plugin's filedes failed")
                 return
             if not data:
                 return
-            self.store(record, data)
+            self.store(record, state, data)
 
     def read_loop(self, record, state):
         while True:
-            status, data, errno_value, why = self.read_once(record.fname)
+            status, data, errno_value, why = self.read_once(record.fname, state.read_size)
             if self.rt.canceled and not state.canceled_in_read:
                 state.canceled_in_read = True
                 if status > 0:
-                    self.read_once(record.fname)      # trace 6: one more read
+                    self.read_once(record.fname, state.read_size)      # trace 6: one more read
                 return
             if status == 0:
                 return
             if status < 0:
                 self.read_error(record, errno_value, why)
                 return
-            self.store(record, data)
+            self.store(record, state, data)
 
-    def read_once(self, fname):
+    def read_once(self, fname, count):
         """One IO_READ. Returns (status, data, io_errno, why)."""
         self.reads += 1
-        iop = self.io_packet(IO_READ, count=READ_SIZE)
+        iop = self.io_packet(IO_READ, count=count)
         cancel = self.start_cancel if self.reads == self.cancel_after_reads else None
         self.plugin_io(iop, "IO_READ %s" % fname, on_enter=cancel)
         self.join_cancel()
@@ -430,10 +438,20 @@ class BackupRun:
             self.rt.message(M_INFO, "fdemu: %s\n" % why)
         record.read_error = True
 
-    def store(self, record, data):
-        self.volume.write(record, data)
-        self.summary["bytes_written"] += len(data)
+    def store(self, record, state, data):
+        """SendPlainData for one block. With sparse=yes a full all-zero block is not sent,
+        unless it is one of the last two (the restore rebuilds the size from them), and the
+        digest skips it too; every sent block carries its file offset."""
+        offset = state.position
+        state.position += len(data)
         self.summary["bytes_read"] += len(data)
+        if state.sparse:
+            size = _signed64(record.statp["st_size"])
+            if len(data) == state.read_size and len(data) + state.read_size < size \
+                    and not any(data):
+                return
+        self.volume.write(record, data, offset if state.sparse else None)
+        self.summary["bytes_written"] += len(data)
 
     def plugin_io(self, iop, info, on_enter=None):
         """PyPluginIO: an exception sets status -1 (and M_FATAL)."""

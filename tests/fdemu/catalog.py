@@ -9,6 +9,7 @@ import base64
 import hashlib
 import json
 import os
+import struct
 from dataclasses import asdict, dataclass, field
 
 STAT_FIELDS = ("st_dev", "st_ino", "st_mode", "st_nlink", "st_uid", "st_gid",
@@ -38,6 +39,7 @@ class FileRecord:
     cataloged: bool = False       # False for FT_NOCHG and types not saved
     acl: str | None = None        # base64 of AclPacket.content
     xattrs: list = field(default_factory=list)    # [[b64 name, b64 value]]
+    sparse: bool = False          # records carry their file offset (FileSet sparse=yes)
     workdir: str = field(default="", repr=False, compare=False)
 
     @property
@@ -63,8 +65,16 @@ class FileRecord:
                 yield handle.read(size)
 
     def read_bytes(self):
-        """The data stored for this file on its volume."""
-        return b"".join(self.iter_records())
+        """The file's data as a restore rebuilds it: with sparse records, the skipped all-zero
+        blocks are zeros again."""
+        if not self.sparse:
+            return b"".join(self.iter_records())
+        out = bytearray()
+        for record in self.iter_records():
+            offset, data = struct.unpack(">Q", record[:SPARSE_HEADER])[0], record[SPARSE_HEADER:]
+            out.extend(bytes(max(0, offset - len(out))))
+            out[offset:offset + len(data)] = data
+        return bytes(out)
 
     def to_json(self):
         data = asdict(self)
@@ -74,6 +84,10 @@ class FileRecord:
     @classmethod
     def from_json(cls, data, workdir):
         return cls(workdir=workdir, **data)
+
+
+#: Bytes of the file offset in front of each sparse record (OFFSET_FADDR_SIZE).
+SPARSE_HEADER = 8
 
 
 def stat_to_dict(statp):
@@ -99,11 +113,16 @@ class VolumeWriter:
         record.workdir = self.workdir
         self._md5 = hashlib.md5() if self.signature else None
 
-    def write(self, record, data):
-        self.handle.write(data)
-        self.position += len(data)
+    def write(self, record, data, offset=None):
+        """Store one data record; with ``offset`` (sparse=yes) it is prefixed with the block's
+        file offset, 8 bytes big-endian, as in Bareos's STREAM_SPARSE_DATA."""
         if self._md5 is not None:
             self._md5.update(data)
+        if offset is not None:
+            record.sparse = True
+            data = struct.pack(">Q", offset) + data
+        self.handle.write(data)
+        self.position += len(data)
         record.size += len(data)
         if record.records and record.records[-1][0] == len(data):
             record.records[-1][1] += 1

@@ -7,13 +7,15 @@ set_acl/set_xattr, end_restore_file. Then events 6 and 2.
 
 import base64
 import os
+import struct
 
 from .job import M_ERROR, M_FATAL, UNDEFINED_RETURN, bRC_OK, strerror
+from .catalog import SPARSE_HEADER
 from .loader import plugin_command
 from .plugin_string import output_name
 
 CF_SKIP, CF_ERROR, CF_EXTRACT, CF_CREATED, CF_CORE = 1, 2, 3, 4, 5
-IO_OPEN, IO_WRITE, IO_CLOSE = 1, 3, 4
+IO_OPEN, IO_WRITE, IO_CLOSE, IO_SEEK = 1, 3, 4, 5
 IOSTAT_DO_IN_CORE = 1
 WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC          # 577 on Linux
 REPLACE_CODES = {"always": "a", "ifnewer": "w", "ifolder": "o", "never": "n"}
@@ -148,10 +150,21 @@ class RestoreRun:
         return iop.filedes if in_core else 0
 
     def write_data(self, record, ofname, filedes):
-        """One IO_WRITE per stored record. False after a write error."""
+        """One IO_WRITE per stored record. False after a write error.
+
+        A sparse record starts with its file offset; where it is not where the last write
+        ended, the core seeks first (restore.cc SparseData: blseek, which through python-fd
+        is IO_SEEK and always "succeeds": the plugin cannot report an error there)."""
+        address = 0
         for data in record.iter_records():
             if self.rt.stopped:
                 break
+            if record.sparse:
+                offset, data = struct.unpack(">Q", data[:SPARSE_HEADER])[0], data[SPARSE_HEADER:]
+                if offset != address:
+                    address = offset
+                    self.seek(ofname, filedes, offset)
+                address += len(data)
             written, errno_value = self.write_record(ofname, filedes, data)
             if written != len(data):
                 self.rt.message(M_ERROR, "Write error on %s: %s\n"
@@ -170,6 +183,13 @@ class RestoreRun:
         iop = self.io_packet(IO_WRITE, count=len(data), buf=bytearray(data))
         self.plugin_io(iop, "IO_WRITE %s" % ofname)
         return iop.status, iop.io_errno
+
+    def seek(self, ofname, filedes, offset):
+        if filedes:
+            os.lseek(filedes, offset, os.SEEK_SET)
+            return
+        iop = self.io_packet(IO_SEEK, offset=offset, whence=os.SEEK_SET)
+        self.plugin_io(iop, "IO_SEEK %s %d" % (ofname, offset))
 
     def close(self, filedes):
         self.plugin_io(self.io_packet(IO_CLOSE, filedes=filedes), "IO_CLOSE")
