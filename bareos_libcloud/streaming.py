@@ -46,5 +46,19 @@ class ObjectReader:
         else:
             piece = bytearray(self.view[self.pos : self.pos + count])
         self.pos += len(piece)
+        if len(piece) < count and self.download.state != COMPLETE:
+            self._fill(piece, count)
         self.sent += len(piece)
         return piece
+
+    def _fill(self, piece, count):
+        """Top up a chunk's tail from the next chunk, so that Bareos reads whole blocks when it
+        asks for less than a chunk (262,136 bytes with sparse=yes): a tail of 8 bytes would be
+        a read and a volume record of its own.  A failure or the end shows at the next read."""
+        chunk = self.next_chunk()
+        if not chunk:
+            if chunk is not None:
+                self.view, self.pos = memoryview(bytearray()), 0
+            return
+        self.view, self.pos = memoryview(chunk), min(count - len(piece), len(chunk))
+        piece += self.view[: self.pos]

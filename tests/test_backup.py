@@ -88,7 +88,9 @@ def test_a_fileset_with_sparse_restores_the_zero_blocks_bareos_skipped(moto, fd,
     stored = {key: sum(records[fname(bucket_name, key)].record_sizes()) for key in objects}
     assert stored["disk.img"] < len(objects["disk.img"]) - 3 * block  # blocks really skipped
     assert stored["zeros"] < len(objects["zeros"])
-    assert set(records[fname(bucket_name, "plain")].record_sizes()) <= {block + 8, 5 + 8}
+    for key in ("disk.img", "plain"):  # whole blocks, also where a 256 KiB chunk has a tail
+        sizes = list(records[fname(bucket_name, key)].record_sizes())
+        assert set(sizes[:-1]) == {block + 8} and sizes[-1] <= block + 8, (key, sizes)
     for key, data in objects.items():
         assert records[fname(bucket_name, key)].read_bytes() == data
 
