@@ -145,10 +145,12 @@ def _try_send_object(conn, drv, retry, request, last):
     # checked size and MD5: bareos-fd catalogs a failed read with the object's full size
     # (real-fd-trace.md 7), so a bad copy must come out short of it, where a restore sees it.
     withheld = None
+    announced, total = None, start
     try:
         for stream, chunk in fetch.read_object(drv, bucket, key, listed, retry, start, etag):
+            total += len(chunk)
             if not began and (start > 0 or _too_big(stream, held + len(chunk), inline_limit)):
-                size = stream.size if stream.size is not None and stream.size >= 0 else None
+                announced = size = stream.size if stream.size is not None and stream.size >= 0 else None
                 conn.send(("begin", seq, size, stream.mtime, stream.etag))
                 began = True
                 withheld = parts.pop() if parts else None
@@ -177,6 +179,11 @@ def _try_send_object(conn, drv, retry, request, last):
         conn.send(("error", seq, str(exc)))
         return "done"
     if began:
+        if announced is None and total < (listed.get("size") or 0):
+            # No size from the GET (outside the S3 family): Bareos catalogs the listed one.
+            conn.send(("error", seq, "the object changed while it was read: %d bytes, %d listed"
+                       % (total, listed["size"])))
+            return "done"
         if withheld is not None:
             _send_data(conn, seq, withheld)
         conn.send(("end", seq))
