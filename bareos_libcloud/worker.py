@@ -150,8 +150,8 @@ def _try_send_object(conn, drv, retry, request, last):
         for stream, chunk in fetch.read_object(drv, bucket, key, listed, retry, start, etag):
             total += len(chunk)
             if not began and (start > 0 or _too_big(stream, held + len(chunk), inline_limit)):
-                announced = size = stream.size if stream.size is not None and stream.size >= 0 else None
-                conn.send(("begin", seq, size, stream.mtime, stream.etag))
+                announced = stream.size if stream.size is not None and stream.size >= 0 else None
+                conn.send(("begin", seq, announced, stream.mtime, stream.etag))
                 began = True
                 withheld = parts.pop() if parts else None
                 for part in parts:
