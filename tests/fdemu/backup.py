@@ -439,16 +439,17 @@ class BackupRun:
         record.read_error = True
 
     def store(self, record, state, data):
-        """SendPlainData for one block. With sparse=yes a full all-zero block is not sent,
-        unless it is one of the last two (the restore rebuilds the size from them), and the
-        digest skips it too; every sent block carries its file offset."""
+        """SendPlainData for one block. With sparse=yes a block is not sent when it is all
+        zeros, exactly one read long, and two reads are less than the statp size (a short last
+        block is always sent, so the restore gets the size back); the digest skips it too.
+        Every sent block carries its file offset."""
         offset = state.position
         state.position += len(data)
         self.summary["bytes_read"] += len(data)
         if state.sparse:
             size = _signed64(record.statp["st_size"])
             if len(data) == state.read_size and len(data) + state.read_size < size \
-                    and not any(data):
+                    and data.count(0) == len(data):
                 return
         self.volume.write(record, data, offset if state.sparse else None)
         self.summary["bytes_written"] += len(data)
