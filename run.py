@@ -15,10 +15,13 @@ Needs nothing but a python3 (>= 3.9). On first use it
 
 For ``test`` it also makes sure Ceph (ceph-mon, ceph-osd, radosgw) is installed for the radosgw
 suite: as root it runs apt-get; otherwise it prints a notice that the suite will be skipped
-(under CI=true the suite fails instead of skipping, see tests/conftest.py).
+(under CI=true the suite fails instead of skipping, see tests/conftest.py).  Likewise it installs
+Azurite (Microsoft's Azure Blob emulator, from the npm registry) into .venv/azurite for the Azure
+suite, with Debian's nodejs and npm first when they are missing and it runs as root.
 
 Environment knobs:
   BAREOS_LIBCLOUD_SKIP_CEPH_INSTALL=1  never run apt-get for Ceph
+  BAREOS_LIBCLOUD_SKIP_AZURITE_INSTALL=1  never run npm (or apt-get) for Azurite
   BAREOS_LIBCLOUD_VENV_WITHOUT_PIP=1   force the "no ensurepip" path (to test the pip bootstrap)
 """
 
@@ -237,22 +240,61 @@ def ensure_ceph():
         % (" ".join(pkgs), log))
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     t0 = time.monotonic()
-    with open(log, "w") as out:
-        ok = True
-        for cmd in (["apt-get", "update", "-q"],
-                    ["apt-get", "install", "-y", "-q", "--no-install-recommends"] + pkgs):
-            out.write("$ %s\n" % " ".join(cmd))
-            out.flush()
-            if subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, env=env,
-                              stdin=subprocess.DEVNULL).returncode != 0:
-                ok = False
-                break
+    ok = _run_logged([["apt-get", "update", "-q"],
+                      ["apt-get", "install", "-y", "-q", "--no-install-recommends"] + pkgs], log, env)
     if ok and not ceph_missing():
         say("Ceph installed in %.0fs" % (time.monotonic() - t0))
         return
     with open(log, errors="replace") as f:
         sys.stderr.write(f.read()[-8000:])
     say("WARNING: installing Ceph failed (log above, full log %s); the radosgw suite will be "
+        "skipped (or fail under CI)." % log)
+
+
+def _run_logged(cmds, log, env=None):
+    """Run ``cmds`` one after the other into ``log``; False at the first that fails."""
+    with open(log, "w") as out:
+        for cmd in cmds:
+            out.write("$ %s\n" % " ".join(cmd))
+            out.flush()
+            if subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, env=env,
+                              stdin=subprocess.DEVNULL).returncode != 0:
+                return False
+    return True
+
+
+def ensure_azurite():
+    """Install Azurite into .venv/azurite for the Azure suite when it is missing; never raises."""
+    sys.path.insert(0, TESTS)
+    from servers import Azurite
+
+    if Azurite.executable() is not None:
+        return
+    if truthy("BAREOS_LIBCLOUD_SKIP_AZURITE_INSTALL"):
+        say("NOTICE: Azurite is not installed and BAREOS_LIBCLOUD_SKIP_AZURITE_INSTALL is set: "
+            "the Azure suite will be skipped (or fail under CI).")
+        return
+    os.makedirs(LOG_DIR, exist_ok=True)
+    log = os.path.join(LOG_DIR, "azurite-install.log")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    cmds = []
+    if shutil.which("npm") is None:
+        if os.geteuid() != 0 or shutil.which("apt-get") is None:
+            say("NOTICE: npm is not installed: the Azure suite (Azurite) will be SKIPPED. To run "
+                "it, install Node.js and npm (apt-get install nodejs npm).")
+            return
+        cmds += [["apt-get", "update", "-q"],
+                 ["apt-get", "install", "-y", "-q", "--no-install-recommends", "nodejs", "npm"]]
+    cmds.append(["npm", "install", "--prefix", os.path.join(VENV, "azurite"), "--no-audit", "--no-fund",
+                 "azurite@%s" % Azurite.VERSION])
+    say("installing Azurite %s for the Azure suite (npm, about 40 s; log %s)" % (Azurite.VERSION, log))
+    t0 = time.monotonic()
+    if _run_logged(cmds, log, env) and Azurite.executable() is not None:
+        say("Azurite installed in %.0fs" % (time.monotonic() - t0))
+        return
+    with open(log, errors="replace") as f:
+        sys.stderr.write(f.read()[-8000:])
+    say("WARNING: installing Azurite failed (log above, full log %s); the Azure suite will be "
         "skipped (or fail under CI)." % log)
 
 
@@ -267,6 +309,7 @@ def looks_like_path(arg):
 
 def action_test(args):
     ensure_ceph()
+    ensure_azurite()
     # `run.py test tests/test_x.py::test_y` should run just that, not all of tests/ too.
     targets = [] if any(looks_like_path(a) for a in args) else ["tests"]
     cmd = [sys.executable, "-m", "pytest"] + targets + list(args)

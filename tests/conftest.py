@@ -4,6 +4,8 @@ Fixtures
   moto         session-wide MotoServer (moto's standalone server, fast, checks no signatures)
   rgw          session-wide RadosGW (real Ceph radosgw). Without Ceph installed: skipped with a
                visible notice, or failed when $CI is set (CI must run the radosgw suite).
+  azurite      session-wide Azurite (Microsoft's Azure Blob emulator): a provider outside the S3
+               family. Skipped with a notice when not installed, failed when $CI is set.
   s3           parametrized over both servers: a test using it runs once on moto and once on
                radosgw (the radosgw run carries the `rgw` marker)
   bucket_name  a unique, valid bucket name for the current test
@@ -29,7 +31,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from servers import MotoServer, RadosGW  # noqa: E402
+from servers import Azurite, MotoServer, RadosGW  # noqa: E402
 
 CEPH_INSTALL = "apt-get install -y --no-install-recommends ceph-mon ceph-osd radosgw"
 _notices = []
@@ -54,7 +56,7 @@ def pytest_collection_modifyitems(config, items):
 
 def pytest_terminal_summary(terminalreporter):
     if _notices:
-        terminalreporter.write_sep("=", "radosgw suite SKIPPED", yellow=True, bold=True)
+        terminalreporter.write_sep("=", "server suites SKIPPED", yellow=True, bold=True)
         for line in _notices:
             terminalreporter.write_line("WARNING: " + line, yellow=True)
 
@@ -70,6 +72,23 @@ def moto():
     server.stop()
 
 
+def _cannot_run(suite, msg):
+    """Skip a suite whose server is not installed, with a notice; under CI, fail instead."""
+    if _in_ci():
+        pytest.fail("CI is set, so the %s suite must run, not skip: %s" % (suite, msg), pytrace=False)
+    if msg not in _notices:
+        _notices.append(msg)
+    pytest.skip("%s not available: %s" % (suite, msg))
+
+
+def _started(server, name):
+    try:
+        server.start()
+    except RuntimeError as e:
+        pytest.fail("%s did not start: %s" % (name, e), pytrace=False)
+    return server
+
+
 @pytest.fixture(scope="session")
 def rgw():
     missing = RadosGW.missing()
@@ -78,17 +97,19 @@ def rgw():
         if any("not on PATH" in m for m in missing):
             msg += (" Install Ceph as root with `%s` (`python3 run.py test` does that when "
                     "run as root)." % CEPH_INSTALL)
-        if _in_ci():
-            pytest.fail("CI is set, so the radosgw suite must run, not skip: " + msg,
-                        pytrace=False)
-        if msg not in _notices:
-            _notices.append(msg)
-        pytest.skip("radosgw not available: " + msg)
-    server = RadosGW()
-    try:
-        server.start()
-    except RuntimeError as e:
-        pytest.fail("radosgw did not start: %s" % e, pytrace=False)
+        _cannot_run("radosgw", msg)
+    server = _started(RadosGW(), "radosgw")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def azurite():
+    missing = Azurite.missing()
+    if missing:
+        _cannot_run("Azure", "the Azure suite cannot run, missing: %s (`python3 run.py test` installs "
+                             "Azurite with npm)." % ", ".join(missing))
+    server = _started(Azurite(), "azurite")
     yield server
     server.stop()
 

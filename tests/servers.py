@@ -10,7 +10,10 @@
         with RadosGW() as s3:                       # real Ceph radosgw (memstore), ~2-3 s
             ...
 
-Both servers listen on 127.0.0.1 only, on free ports, and expose the same attributes:
+    with Azurite() as azure:                       # Microsoft's Azure Blob emulator (Node.js), ~1 s
+        azure.make_bucket("ctr", {"a/b": b"data"})  # a container; plugin_options() says AZURE_BLOBS
+
+All servers listen on 127.0.0.1 only, on free ports, and expose the same attributes:
 ``host``, ``port``, ``key``, ``secret``, ``provider`` (name of a libcloud ``Provider``
 constant), ``region``, ``endpoint_url``, and the methods ``plugin_options()``,
 ``boto3_client()``, ``libcloud_driver()``, ``make_bucket(name, objects)``, ``stop()``.
@@ -40,7 +43,7 @@ import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
-__all__ = ["S3Server", "MotoServer", "RadosGW", "free_port", "shared_dir", "repo_root"]
+__all__ = ["S3Server", "MotoServer", "RadosGW", "Azurite", "free_port", "shared_dir", "repo_root"]
 
 HOST = "127.0.0.1"
 
@@ -453,3 +456,133 @@ if __name__ == "__main__":
                 time.sleep(3600)
         except KeyboardInterrupt:
             pass
+
+
+class Azurite:
+    """Azurite, Microsoft's Azure Blob Storage emulator (npm package ``azurite``), on a free port.
+
+    It is the plugin's real server outside the S3 family: libcloud's ``AZURE_BLOBS`` driver
+    lists and reads through its generic code paths there.  ``run.py test`` installs it with npm
+    into ``.venv/azurite``; ``AZURITE_BLOB`` may name another ``azurite-blob``.  The account
+    (name and key) is a random one of this instance (``AZURITE_ACCOUNTS``), not the well-known
+    development account, so a leaked secret in a test's output is this instance's.
+    """
+
+    provider = "AZURE_BLOBS"
+    host = HOST
+    VERSION = "3.35.0"
+
+    def __init__(self, start_timeout=60):
+        import base64
+
+        self.key = "acct" + _random_token(8, string.ascii_lowercase + string.digits)
+        self.secret = base64.b64encode(secrets.token_bytes(64)).decode()
+        self.start_timeout = start_timeout
+        self.port = None
+        self.proc = None
+        self.tmpdir = None
+
+    @staticmethod
+    def executable():
+        """The ``azurite-blob`` to run, or None."""
+        configured = os.environ.get("AZURITE_BLOB")
+        if configured:
+            return configured
+        local = os.path.join(repo_root(), ".venv", "azurite", "node_modules", ".bin", "azurite-blob")
+        return local if os.access(local, os.X_OK) else shutil.which("azurite-blob")
+
+    @classmethod
+    def missing(cls):
+        """What is missing to run it ([] when it can run)."""
+        out = []
+        if shutil.which("node") is None:
+            out.append("node (Node.js) not on PATH")
+        if cls.executable() is None:
+            out.append("azurite-blob (npm install --prefix .venv/azurite azurite@%s)" % cls.VERSION)
+        return out
+
+    @property
+    def endpoint_url(self):
+        return "http://%s:%d/%s" % (self.host, self.port, self.key)
+
+    def plugin_options(self, region=True):
+        """Plugin option string fragment, without leading or trailing ':'."""
+        return "provider=%s:key=%s:secret=%s:host=%s:port=%d:secure=false" % (
+            self.provider, self.key, self.secret, self.host, self.port)
+
+    def libcloud_driver(self, **kwargs):
+        from libcloud.storage.providers import Provider, get_driver
+
+        cls = get_driver(Provider.AZURE_BLOBS)
+        return cls(self.key, self.secret, host=self.host, port=self.port, secure=False, **kwargs)
+
+    def make_bucket(self, name, objects=None):
+        """Create container ``name`` and upload ``objects`` ({key: bytes}) with libcloud."""
+        drv = self.libcloud_driver()
+        container = drv.create_container(name)
+        for key, data in (objects or {}).items():
+            drv.upload_object_via_stream(iter([data]), container, key)
+        return name
+
+    def objects(self, name):
+        """``{key: bytes}`` of everything in container ``name``."""
+        drv = self.libcloud_driver()
+        container = drv.get_container(name)
+        return {o.name: b"".join(drv.download_object_as_stream(o)) for o in drv.list_container_objects(container)}
+
+    def start(self):
+        if self.proc is not None:
+            return self
+        exe = self.executable()
+        if exe is None:
+            raise RuntimeError("azurite-blob is not installed: %s" % "; ".join(self.missing()))
+        self.tmpdir = tempfile.mkdtemp(prefix="bareos-libcloud-azurite-")
+        self.port = free_port()
+        env = dict(os.environ, AZURITE_ACCOUNTS="%s:%s" % (self.key, self.secret))
+        log_path = os.path.join(self.tmpdir, "azurite.log")
+        with open(log_path, "wb") as log:
+            self.proc = subprocess.Popen(
+                [exe, "--blobHost", HOST, "--blobPort", str(self.port), "--location", os.path.join(self.tmpdir, "data"),
+                 "--disableTelemetry", "--silent", "--skipApiVersionCheck"],
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                start_new_session=True)
+        atexit.register(self.stop)
+        deadline = time.monotonic() + self.start_timeout
+        while True:
+            if self.proc.poll() is not None:
+                out = _tail(log_path)
+                self.stop()
+                raise RuntimeError("azurite exited:\n%s" % out)
+            try:
+                with socket.create_connection((HOST, self.port), timeout=1):
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    out = _tail(log_path)
+                    self.stop()
+                    raise RuntimeError("azurite did not listen within %ss:\n%s" % (self.start_timeout, out))
+                time.sleep(0.05)
+        return self
+
+    def stop(self):
+        proc, self.proc = self.proc, None
+        if proc is not None and proc.poll() is None:
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+                proc.wait(10)
+            except (OSError, subprocess.TimeoutExpired):
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        try:
+            atexit.unregister(self.stop)
+        except Exception:  # noqa: BLE001
+            pass
+        if self.tmpdir:
+            shutil.rmtree(self.tmpdir, ignore_errors=True)
+            self.tmpdir = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
