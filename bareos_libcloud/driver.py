@@ -14,6 +14,9 @@ Three process-wide settings are made here, which is safe because helper processe
   unless a proxy is configured; everything above still applies to the other providers.
 * A timeout on every request: libcloud sends downloads with no timeout at all (8d: a stalled
   server blocked forever), so requests' ``Session.send`` gets one when the caller gave none.
+* The Azure driver reads downloads from requests in 4 MiB pieces; it is set to the plugin's
+  256 KiB, so a prefetcher's stream holds what prefetch.STREAM_HOLD counts, and a broken
+  transfer resumes from the last 256 KiB reached rather than the last 4 MiB.
 """
 
 import os
@@ -116,6 +119,7 @@ def make_driver(provider, driver_kwargs, timeout, ca_file=None):
             "option provider=%r is not a libcloud storage provider (known: %s)" % (provider, ", ".join(known))
         )
     cls = get_driver(constant)
+    _read_in_plugin_chunks(cls)
     kwargs = dict(driver_kwargs)
     key = kwargs.pop("key")
     kwargs.setdefault("timeout", timeout)
@@ -131,6 +135,17 @@ def make_driver(provider, driver_kwargs, timeout, ca_file=None):
         drv.connection.conn_class = LeanConnection
         drv.connection.connect()  # the driver connected while it was created
     return drv
+
+
+def _read_in_plugin_chunks(cls):
+    """Downloads of ``cls``'s module read from requests in the plugin's chunk size (Azure's 4 MiB)."""
+    import sys
+
+    from .fetch import CHUNK_SIZE
+
+    module = sys.modules.get(cls.__module__)
+    if getattr(module, "AZURE_DOWNLOAD_CHUNK_SIZE", None):
+        module.AZURE_DOWNLOAD_CHUNK_SIZE = CHUNK_SIZE
 
 
 def uses_lean_transport(drv):

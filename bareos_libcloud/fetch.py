@@ -3,7 +3,12 @@
 For the S3 family the GET goes through the driver's own signed connection so that the response
 headers (size, ETag, Last-Modified) are known before the first byte is handed on, and a broken
 transfer resumes with a ranged GET guarded by ``If-Match`` (same ETag, same object).  Other
-providers use the generic ``download_object_as_stream`` and report the listed attributes.
+providers use the generic ``download_object_as_stream`` and report the listed attributes; where
+the driver reads from an offset (Azure Blobs, Swift, ...), a broken transfer resumes with
+``download_object_range_as_stream``, and since that cannot be made conditional, the object's
+ETag is asked for at the end: the copy counts only if it is still the listed one.  Where the
+driver cannot, BrokenTransfer lets the prefetcher read the object again from the start, as long
+as none of it was handed on.
 
 Integrity: the byte count must equal the announced size, and where the ETag is a plain MD5
 (no ``-N`` multipart suffix, no SSE-KMS/SSE-C) the MD5 of the bytes must match it.
@@ -35,6 +40,10 @@ class ObjectChanged(FetchError):
 
 class CorruptRead(FetchError):
     """The bytes read do not match the ETag's MD5 (worth reading again)."""
+
+
+class BrokenTransfer(FetchError):
+    """The transfer broke and this provider cannot resume it (worth reading again from the start)."""
 
 
 class ObjectStream:
@@ -108,7 +117,7 @@ def _open_s3(driver, bucket, key, start, etag):
     return ObjectStream(size, mtime, new_etag, response.iter_content(CHUNK_SIZE), checkable)
 
 
-def _open_generic(driver, bucket, key, listed):
+def _open_generic(driver, bucket, key, listed, start):
     from libcloud.storage.base import Object
 
     obj = Object(
@@ -120,8 +129,39 @@ def _open_generic(driver, bucket, key, listed):
         container=_container(driver, bucket),
         driver=driver,
     )
-    chunks = driver.download_object_as_stream(obj, chunk_size=CHUNK_SIZE)
+    if start:
+        if not (listed.get("etag") and reads_ranges(driver)):
+            raise FetchError("this provider cannot resume a broken download")
+        chunks = driver.download_object_range_as_stream(obj, start_bytes=start, chunk_size=CHUNK_SIZE)
+    else:
+        chunks = driver.download_object_as_stream(obj, chunk_size=CHUNK_SIZE)
     return ObjectStream(None, listed.get("mtime"), listed.get("etag"), chunks)
+
+
+def reads_ranges(driver):
+    """Whether the driver reads an object from an offset (libcloud's base class cannot)."""
+    from libcloud.storage.base import StorageDriver
+
+    return type(driver).download_object_range_as_stream is not StorageDriver.download_object_range_as_stream
+
+
+def _confirm_unchanged(driver, bucket, key, etag, size, retry):
+    """After a generic ranged resume: the object must still be the listed one (same ETag, and
+    ``size`` bytes, in case a server ignored the range), or the bytes before and after the break
+    may come from two versions of it."""
+    attempts = retry.start(key)
+    while True:
+        try:
+            current = driver.get_object(bucket, key)
+            break
+        except Exception as exc:  # noqa: BLE001 - translated, retried, re-raised
+            error = translate(exc, key)
+            if isinstance(error, ObjectVanished):
+                raise ObjectChanged("the object was deleted while it was read") from None
+            if not isinstance(error, Transient) or not attempts.retry(error):
+                raise FetchError("cannot confirm the object after a resumed transfer: %s" % error) from None
+    if (current.hash or "").strip('"') != etag or current.size != size:
+        raise ObjectChanged("the object changed while it was read")
 
 
 def _has_dot_segment(key):
@@ -197,9 +237,7 @@ def open_object(driver, bucket, key, listed, retry, start=0, etag=None):
         try:
             if is_s3_family(driver):
                 return _open_s3(driver, bucket, key, start, etag)
-            if start:
-                raise FetchError("this provider cannot resume a broken download")
-            return _open_generic(driver, bucket, key, listed)
+            return _open_generic(driver, bucket, key, listed, start)
         except Exception as exc:  # noqa: BLE001 - translated, retried, re-raised
             error = translate(exc, key)
             if not isinstance(error, Transient):
@@ -219,6 +257,8 @@ def read_object(driver, bucket, key, listed, retry, start=0, etag=None):
     yield stream, b""  # the attributes are known before the first byte
     done = start
     digest = hashlib.md5() if stream.md5_checkable and start == 0 else None
+    s3 = is_s3_family(driver)
+    confirm = start > 0 and not s3  # a generic range GET is not conditional
     resumes = retry.start(key)
     while True:
         try:
@@ -231,10 +271,18 @@ def read_object(driver, bucket, key, listed, retry, start=0, etag=None):
             break
         except Exception as exc:  # noqa: BLE001 - a broken connection mid-body
             error = translate(exc, key)
-            if not stream.etag or not is_s3_family(driver) or not resumes.retry(error):
-                raise FetchError("the transfer broke after %d bytes: %s" % (done, error)) from None
+            text = "the transfer broke after %d bytes: %s" % (done, error)
+            if not isinstance(error, Transient):
+                raise FetchError(text) from None
+            if not stream.etag or not (s3 or reads_ranges(driver)):
+                raise BrokenTransfer(text) from None
+            if not resumes.retry(error):
+                raise FetchError(text) from None
             resumed = open_object(driver, bucket, key, listed, retry, start=done, etag=stream.etag)
             stream.chunks = resumed.chunks
+            confirm = confirm or (done > 0 and not s3)
+    if confirm:
+        _confirm_unchanged(driver, bucket, key, stream.etag, done, retry)
     if stream.size is not None and stream.size >= 0 and done != stream.size:
         raise FetchError("got %d bytes, the object store announced %d" % (done, stream.size))
     if stream.size is None or stream.size < 0:

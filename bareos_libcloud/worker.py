@@ -40,8 +40,8 @@ from . import driver as driver_mod
 from . import fetch, listing
 from .retry import RetryPolicy
 
-#: Times an object is read again from the start when it changed while it was read, or its bytes
-#: did not match its MD5, before any byte of it went to the job.
+#: Times an object is read again from the start when it changed while it was read, its bytes did
+#: not match its MD5, or its transfer broke where it cannot resume, before any byte went to the job.
 REREADS = 2
 
 
@@ -169,7 +169,7 @@ def _try_send_object(conn, drv, retry, request, last):
     except fetch.ObjectVanished:
         conn.send(("error", seq, "the object was deleted while it was read") if began else ("vanished", seq))
         return "done"
-    except (fetch.ObjectChanged, fetch.CorruptRead) as exc:
+    except (fetch.ObjectChanged, fetch.CorruptRead, fetch.BrokenTransfer) as exc:
         if not began and not last:
             retry.report("reading %r again from the start: %s" % (key, exc))
             return "again"

@@ -7,15 +7,18 @@ tests are the real-server check of everything the S3 tests do not reach.
 
 import email.utils
 import os
+import threading
 import time
 
 import pytest
 
+from faultproxy import FaultProxy
 from fdemu import FileDaemon
-from harness import REPO, MiB, restored_keys
+from harness import REPO, MiB, all_files_under, restored_keys
 
 from bareos_libcloud import naming
 
+M_ERROR = 4
 OBJECTS = {
     "plain.txt": b"hello azure",
     "dir/sub/70k": os.urandom(70000),
@@ -49,6 +52,10 @@ def plugin(server, container, port=None, **options):
 def saved(result):
     """``{key: bytes}`` of what a backup stored with data."""
     return {naming.parse_fname(r.fname)[1]: r.read_bytes() for r in result.files if r.cataloged and not r.deleted}
+
+
+def ours(result, kind=None):
+    return [t for k, t in result.messages if t.startswith("python3-fd-mod: libcloud:") and (kind is None or k == kind)]
 
 
 def listed_mtimes(server, container):
@@ -112,3 +119,87 @@ def test_bad_credentials_fail_the_job_with_one_clear_message(azurite, fd, bucket
     assert len(fatals) == 1 and "refused the credentials" in fatals[0], result.messages
     text = " ".join(t for _, t in result.messages) + " ".join(str(c) for c in result.calls)
     assert azurite.secret not in text
+
+
+@pytest.fixture
+def proxy(azurite):
+    with FaultProxy(azurite.host, azurite.port) as p:
+        yield p
+
+
+def test_broken_transfers_resume_from_the_byte_reached(azurite, proxy, fd, bucket_name):
+    big, small = os.urandom(4 * MiB + 5), os.urandom(300000)
+    azurite.make_bucket(bucket_name, {"big": big, "small": small})
+    proxy.stall(1.0, after_bytes=2 * MiB + 11, then="reset", times=1, method="GET", match="/%s/big" % bucket_name)
+    proxy.reset_after(1000, times=1, method="GET", match="/%s/small" % bucket_name)
+    result = fd.backup(plugin(azurite, bucket_name, port=proxy.port))
+    assert result.status == "T", result.messages
+    assert saved(result) == {"big": big, "small": small}
+    gets = proxy.entries(method="GET", match="/%s/big" % bucket_name)
+    assert [e.header("x-ms-range") for e in gets][1:] == ["bytes=%d-" % (2 * MiB)]
+    # a range GET on Azure is not conditional: the blob's ETag is asked for after it
+    assert proxy.entries(method="HEAD", match="/%s/big" % bucket_name)
+
+
+def test_a_blob_rewritten_before_the_resume_is_named_not_saved_mixed(azurite, proxy, fd, bucket_name, tmp_path):
+    old, new = os.urandom(4 * MiB), os.urandom(4 * MiB)
+    azurite.make_bucket(bucket_name, {"big": old, "fine": b"f"})
+    time.sleep(1.1)  # so that the incremental below has nothing else to save
+    proxy.stall(2.0, after_bytes=2 * MiB + 11, then="reset", times=1, method="GET", match="/%s/big" % bucket_name)
+
+    def rewrite_during_the_stall():
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not proxy.entries(method="GET", match="/%s/big" % bucket_name):
+            time.sleep(0.01)
+        drv = azurite.libcloud_driver()
+        drv.upload_object_via_stream(iter([new]), drv.get_container(bucket_name), "big")
+
+    thread = threading.Thread(target=rewrite_during_the_stall)
+    thread.start()
+    result = fd.backup(plugin(azurite, bucket_name, port=proxy.port))
+    thread.join()
+    errors = ours(result, M_ERROR)
+    assert len(errors) == 1 and "'big'" in errors[0] and "changed while it was read" in errors[0], result.messages
+    assert result.status == "W"
+    stored = saved(result)
+    assert stored["fine"] == b"f" and stored.get("big") not in (old, new)
+
+    where = str(tmp_path / "restore")
+    fd.restore(where=where)
+    assert restored_keys(where, bucket_name) == {"fine": b"f"}  # the mixed copy is refused
+    assert [p for p in all_files_under(where) if ".part" in p] == []
+
+    again = fd.backup(plugin(azurite, bucket_name), level="I")
+    assert saved(again) == {"big": new}  # and saved by the next job
+
+
+def test_where_the_driver_cannot_resume_a_broken_transfer_is_read_again(azurite, proxy, bucket_name, monkeypatch):
+    """A provider whose libcloud driver has no ranged reads: a transfer that broke before any of
+    it went to the job is read again from the start (worker._send_object, in this process)."""
+    import socket
+    from multiprocessing.connection import Pipe
+
+    # imported here: the emulator's jobs purge and re-import the package's modules
+    from bareos_libcloud import driver, fetch, worker
+    from bareos_libcloud.retry import RetryPolicy
+
+    data = os.urandom(300000)
+    azurite.make_bucket(bucket_name, {"k": data})
+    etag = azurite.libcloud_driver().get_object(bucket_name, "k").hash
+    proxy.reset_after(1000, times=1, method="GET", match="/%s/k" % bucket_name)
+    monkeypatch.setattr(fetch, "reads_ranges", lambda drv: False)
+    before = socket.getdefaulttimeout()
+    drv = driver.make_driver(azurite.provider, dict(key=azurite.key, secret=azurite.secret, host=azurite.host,
+                                                    port=proxy.port, secure=False), 30)
+    socket.setdefaulttimeout(before)  # make_driver sets it for the helper process it runs in
+    ours, theirs = Pipe(duplex=True)
+    request = ("get", 1, bucket_name, "k", {"size": len(data), "mtime": None, "etag": etag}, MiB, 0, None)
+    sender = threading.Thread(target=worker._send_object, args=(theirs, drv, RetryPolicy(1, 0.1), request))
+    sender.start()  # the pipe holds less than the object: read while it sends
+    message = ours.recv()
+    received = bytearray()
+    while message[0] == "object" and len(received) < message[-1]:
+        received += os.read(ours.fileno(), message[-1] - len(received))
+    sender.join()
+    assert message[0] == "object" and bytes(received) == data
+    assert [e.header("x-ms-range") for e in proxy.entries(method="GET", match="/%s/k" % bucket_name)] == [None, None]
