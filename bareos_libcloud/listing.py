@@ -236,8 +236,39 @@ def _entries(drv, container, prefix, retry):
         for page in _s3_pages(drv, container, prefix, retry):
             yield from page
     else:
+        _retry_each_request(drv, retry, "the listing of %s" % container.name)
         for obj in drv.iterate_container_objects(container, prefix=prefix or None):
             yield _entry(obj)
+
+
+def _retry_each_request(drv, retry, what):
+    """Have libcloud retry every request of ``drv`` that fails transiently, by ``retry``.
+
+    libcloud's generic listing iterator cannot go on after a failed page, so its requests are
+    retried where they are made: through libcloud's own hook for that (``Connection.retryCls``,
+    used when ``RETRY_FAILED_HTTP_REQUESTS`` is set; this runs in the lister, a process of ours,
+    whose other requests are idempotent too).
+    """
+    import libcloud.common.base as base
+
+    class RetryByPolicy:
+        def __init__(self, retry_delay=None, timeout=None, backoff=None):
+            pass
+
+        def __call__(self, request):
+            def retried(*args, **kwargs):
+                attempts = retry.start(what)
+                while True:
+                    try:
+                        return request(*args, **kwargs)
+                    except Exception as exc:  # noqa: BLE001 - retried or re-raised as it is
+                        if not _is_transient(exc) or not attempts.retry(_error_text(exc)):
+                            raise
+
+            return retried
+
+    base.RETRY_FAILED_HTTP_REQUESTS = True
+    drv.connection.retryCls = RetryByPolicy
 
 
 def shard_of(bucket, key, count):

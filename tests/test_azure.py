@@ -203,3 +203,18 @@ def test_where_the_driver_cannot_resume_a_broken_transfer_is_read_again(azurite,
     sender.join()
     assert message[0] == "object" and bytes(received) == data
     assert [e.header("x-ms-range") for e in proxy.entries(method="GET", match="/%s/k" % bucket_name)] == [None, None]
+
+
+def test_a_failed_listing_page_is_asked_again_not_the_bucket_lost(azurite, proxy, fd, bucket_name):
+    """libcloud's generic listing iterator cannot resume after a failed page: each request of it
+    is retried instead, so a 503 or a reset on page two neither loses nor repeats an object."""
+    keys = ["k%04d" % i for i in range(230)]  # three pages of 100
+    azurite.make_bucket(bucket_name, {key: key.encode() for key in keys})
+    second_page = lambda method, target: "comp=list" in target and "marker=" in target  # noqa: E731
+    busy = proxy.respond(503, times=2, method="GET", match=second_page)
+    reset = proxy.reset_after(200, times=1, method="GET", match=second_page)
+    result = fd.backup(plugin(azurite, bucket_name, port=proxy.port))
+    assert result.status == "T", result.messages
+    assert busy.hits == 2 and reset.hits == 1
+    assert saved(result) == {key: key.encode() for key in keys}
+    assert len(result.files) == len(keys)
