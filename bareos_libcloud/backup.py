@@ -52,15 +52,16 @@ class ChangePolicy:
 class Item:
     """An object Bareos is told about."""
 
-    __slots__ = ("bucket", "key", "fname", "plan", "download", "size", "mtime", "etag", "forced")
+    __slots__ = ("bucket", "key", "fname", "plan", "download", "size", "mtime", "etag", "md5", "forced")
 
-    def __init__(self, bucket, key, fname, plan, size, mtime, etag, forced):
+    def __init__(self, bucket, key, fname, plan, size, mtime, etag, md5, forced):
         self.bucket, self.key, self.fname, self.plan = bucket, key, fname, plan
-        self.size, self.mtime, self.etag, self.forced = size, mtime, etag, forced
+        self.size, self.mtime, self.etag, self.md5, self.forced = size, mtime, etag, md5, forced
         self.download = None
 
     def new_download(self, seq):
-        self.download = Download(seq, self.bucket, self.key, {"size": self.size, "mtime": self.mtime, "etag": self.etag})
+        listed = {"size": self.size, "mtime": self.mtime, "etag": self.etag, "md5": self.md5}
+        self.download = Download(seq, self.bucket, self.key, listed)
         return self.download
 
 
@@ -240,7 +241,7 @@ class BackupSession:
 
     def _plan(self, bucket, entries):
         policy, forced_names, stats = self.policy, self.forced, self.stats
-        for key, size, mtime, etag in entries:
+        for key, size, mtime, etag, md5 in entries:
             stats.listed += 1
             fname = None
             if forced_names:
@@ -255,7 +256,7 @@ class BackupSession:
             fname = fname or self._name(bucket, key)
             if fname is None:
                 continue
-            item = Item(bucket, key, fname, plan, size, mtime, etag, forced)
+            item = Item(bucket, key, fname, plan, size, mtime, etag, md5, forced)
             if plan == PREFETCH:
                 self.seq += 1
                 self.pool.add(item.new_download(self.seq))

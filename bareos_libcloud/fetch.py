@@ -11,7 +11,8 @@ driver cannot, BrokenTransfer lets the prefetcher read the object again from the
 as none of it was handed on.
 
 Integrity: the byte count must equal the announced size, and where the ETag is a plain MD5
-(no ``-N`` multipart suffix, no SSE-KMS/SSE-C) the MD5 of the bytes must match it.
+(no ``-N`` multipart suffix, no SSE-KMS/SSE-C) the MD5 of the bytes must match it; outside the
+S3 family, so must the content MD5 a listing states (Azure block blobs).
 """
 
 import hashlib
@@ -47,14 +48,15 @@ class BrokenTransfer(FetchError):
 
 
 class ObjectStream:
-    """An open download: ``size``, ``mtime``, ``etag`` and an iterator of byte chunks."""
+    """An open download: ``size``, ``mtime``, ``etag``, an iterator of byte chunks, and ``md5``:
+    the MD5 (hex) the bytes must have, where it is known."""
 
-    def __init__(self, size, mtime, etag, chunks, md5_checkable=False):
+    def __init__(self, size, mtime, etag, chunks, md5=None):
         self.size = size
         self.mtime = mtime
         self.etag = etag
         self.chunks = chunks
-        self.md5_checkable = md5_checkable
+        self.md5 = md5
 
 
 def _container(driver, bucket):
@@ -114,7 +116,7 @@ def _open_s3(driver, bucket, key, start, etag):
     response = driver.connection.request(path, method="GET", headers=range_headers(start, etag),
                                          stream=True, raw=True)
     size, mtime, new_etag, checkable = describe(response.status, response.headers, start)
-    return ObjectStream(size, mtime, new_etag, response.iter_content(CHUNK_SIZE), checkable)
+    return ObjectStream(size, mtime, new_etag, response.iter_content(CHUNK_SIZE), new_etag if checkable else None)
 
 
 def _open_generic(driver, bucket, key, listed, start):
@@ -135,7 +137,7 @@ def _open_generic(driver, bucket, key, listed, start):
         chunks = driver.download_object_range_as_stream(obj, start_bytes=start, chunk_size=CHUNK_SIZE)
     else:
         chunks = driver.download_object_as_stream(obj, chunk_size=CHUNK_SIZE)
-    return ObjectStream(None, listed.get("mtime"), listed.get("etag"), chunks)
+    return ObjectStream(None, listed.get("mtime"), listed.get("etag"), chunks, listed.get("md5"))
 
 
 def reads_ranges(driver):
@@ -256,7 +258,7 @@ def read_object(driver, bucket, key, listed, retry, start=0, etag=None):
     stream = open_object(driver, bucket, key, listed, retry, start, etag)
     yield stream, b""  # the attributes are known before the first byte
     done = start
-    digest = hashlib.md5() if stream.md5_checkable and start == 0 else None
+    digest = hashlib.md5() if stream.md5 and start == 0 else None
     s3 = is_s3_family(driver)
     confirm = start > 0 and not s3  # a generic range GET is not conditional
     resumes = retry.start(key)
@@ -287,8 +289,9 @@ def read_object(driver, bucket, key, listed, retry, start=0, etag=None):
         raise FetchError("got %d bytes, the object store announced %d" % (done, stream.size))
     if stream.size is None or stream.size < 0:
         stream.size = done
-    if digest is not None and digest.hexdigest() != stream.etag:
-        raise CorruptRead("the MD5 of the bytes read does not match the ETag %s" % stream.etag)
+    if digest is not None and digest.hexdigest() != stream.md5:
+        what = "the ETag" if stream.md5 == stream.etag else "the MD5 the listing states,"
+        raise CorruptRead("the MD5 of the bytes read does not match %s %s" % (what, stream.md5))
     yield stream, b""
 
 

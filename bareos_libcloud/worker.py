@@ -7,7 +7,8 @@ Lister -> job::
 
     ("ready", [bucket names])      credentials and buckets checked
     ("warning", text)              e.g. a named bucket that does not exist
-    ("entries", bucket, [(key, size, mtime, etag), ...])
+    ("entries", bucket, [(key, size, mtime, etag, md5), ...])   md5: of the content, where a
+                                                                 generic listing states it
     ("bucket_done", bucket)        the bucket was listed completely
     ("bucket_failed", bucket, text)
     ("fatal", text)                nothing more will come
