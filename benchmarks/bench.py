@@ -20,7 +20,9 @@ One run, one local S3 server on 127.0.0.1 (Ceph radosgw or moto), one concurrenc
      plus every child (the plugin's lister and prefetch processes, multiprocessing's tracker)
   b  ``rclone copy`` of the same bucket to local disk (--transfers N --checkers N)
   c  the server's raw limit: N processes, each a keep-alive connection doing signed GETs over
-     the same objects (three clients are tried on a sample, the fastest does the whole bucket)
+     the same objects (three clients are tried on a sample, the fastest does the whole bucket);
+     then the ceiling of any plugin on this machine: the same loop also doing what the emulated
+     daemon does with every byte a plugin hands it (MD5 signature, volume write)
   d  a no-change incremental (listing only) after the full, against ``rclone lsf -R``
   r  RSS of a listing-only no-change incremental over 10k objects vs as many as --list-objects
   e  one large object (--large-gib) backed up, against one raw GET: the time Bareos spends on
@@ -655,12 +657,22 @@ def _object_path(bucket, key):
     return "/%s/%s" % (bucket, quote(key, safe="/-_.~"))
 
 
+#: The raw loop plus what the emulated daemon does with every byte it is handed (bareos-fd's
+#: Signature=MD5 and the write to its volume), in 256 KiB pieces: the ceiling of any plugin here.
+DAEMON_WORK = "sigv4+http.client+MD5+volume write"
+
+
 class _Getter:
-    """One keep-alive client of a given kind; get(key) -> bytes read (discarded)."""
+    """One keep-alive client of a given kind; get(key) -> bytes read (discarded, or for
+    DAEMON_WORK hashed and written to a volume file of this process)."""
 
     def __init__(self, kind, spec, bucket):
         self.kind, self.spec, self.bucket = kind, spec, bucket
         self.buf = bytearray(MiB)
+        self.volume = None
+        if kind == DAEMON_WORK:
+            self.volume = tempfile.TemporaryFile(dir=spec.get("volume_dir"))
+            kind = self.kind = "sigv4+http.client"
         host, port = spec["host"], spec["port"]
         if kind == "boto3":
             self.client = _boto3_client(spec, 4)
@@ -677,6 +689,8 @@ class _Getter:
             self.conn = http.client.HTTPConnection(host, port)
 
     def _drain(self, resp):
+        if self.volume is not None:
+            return self._drain_to_volume(resp)
         got = 0
         view = memoryview(self.buf)
         while True:
@@ -684,6 +698,21 @@ class _Getter:
             if not n:
                 break
             got += n
+        return got
+
+    def _drain_to_volume(self, resp):
+        got, digest = 0, hashlib.md5()
+        while True:
+            piece = bytearray(256 * 1024)
+            n = resp.readinto(piece)
+            if not n:
+                break
+            if n < len(piece):
+                del piece[n:]
+            digest.update(piece)
+            self.volume.write(piece)
+            got += n
+        digest.digest()
         return got
 
     def get(self, key):
@@ -732,11 +761,11 @@ def _raw_worker(kind, spec, bucket, keys, counter, ready, go, results):
     results.put((n, nbytes, t0, time.monotonic(), time.process_time() - cpu0))
 
 
-def raw_parallel_get(server, bucket, keys, processes, kind):
+def raw_parallel_get(server, bucket, keys, processes, kind, volume_dir=None):
     """N processes, dynamic work sharing, all start together. Returns (objects/s, MB/s, s)."""
     ctx = multiprocessing.get_context("spawn")
     spec = dict(endpoint=server.endpoint_url, host=server.host, port=server.port, key=server.key,
-                secret=server.secret, region=server.region)
+                secret=server.secret, region=server.region, volume_dir=volume_dir)
     counter = ctx.Value("q", 0)
     ready = ctx.Semaphore(0)
     go = ctx.Event()
@@ -1400,6 +1429,13 @@ def main(argv=None):
                     "%.0f objects/s, %.1f MB/s (%.1f s); CPU per object: the GET loop %.3f ms, the server %.3f ms"
                     % (raw["ops"], raw["mbps"], raw["seconds"], raw["client_cpu"] * 1000 / raw["objects"],
                        raw["server_cpu"] * 1000 / raw["objects"]))
+            ceiling = raw_parallel_get(server, BUCKET, keys, n, DAEMON_WORK, volume_dir=work)
+            results["raw_ceiling"] = ceiling
+            rep.add("(c) ceiling: the same loop, also hashing (MD5) and writing every byte to a volume file, "
+                    "as the emulated daemon does with what a plugin hands it",
+                    "%.0f objects/s (%.1f s), %.2fx of the raw loop; CPU per object %.3f ms"
+                    % (ceiling["ops"], ceiling["seconds"], ceiling["ops"] / raw["ops"],
+                       ceiling["client_cpu"] * 1000 / ceiling["objects"]))
 
         # (a) full backup through the emulated fd
         fdwork = os.path.join(work, "fd")
@@ -1540,6 +1576,10 @@ def main(argv=None):
                 tries.append(r)
                 rep.add("(e) one raw GET of the large object, %s" % kind, "%.1f MB/s (%.1f s)" % (r["mbps"], r["seconds"]))
             results["raw_large"] = max(tries, key=lambda r: r["mbps"])
+            ceiling = raw_parallel_get(server, LARGE_BUCKET, ["large/blob.bin"], 1, DAEMON_WORK, volume_dir=work)
+            rep.add("(e) ceiling: one raw GET that also hashes (MD5) and writes every byte to a volume file, "
+                    "as the emulated daemon does with Signature=MD5", "%.1f MB/s (%.1f s), %.2fx of the raw GET"
+                    % (ceiling["mbps"], ceiling["seconds"], ceiling["mbps"] / results["raw_large"]["mbps"]))
 
         # one more full, under py-spy (not timed)
         if args.pyspy:
