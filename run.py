@@ -238,29 +238,29 @@ def ensure_ceph():
     log = os.path.join(LOG_DIR, "ceph-install.log")
     say("installing %s for the radosgw suite (apt-get, about 45 s; log %s)"
         % (" ".join(pkgs), log))
+    _install("Ceph", "the radosgw suite", [["apt-get", "update", "-q"],
+                                          ["apt-get", "install", "-y", "-q", "--no-install-recommends"] + pkgs],
+             log, lambda: not ceph_missing())
+
+
+def _install(what, suite, cmds, log, installed):
+    """Run ``cmds`` one after the other into ``log``; say how it went (the log's end if it failed)."""
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     t0 = time.monotonic()
-    ok = _run_logged([["apt-get", "update", "-q"],
-                      ["apt-get", "install", "-y", "-q", "--no-install-recommends"] + pkgs], log, env)
-    if ok and not ceph_missing():
-        say("Ceph installed in %.0fs" % (time.monotonic() - t0))
-        return
-    with open(log, errors="replace") as f:
-        sys.stderr.write(f.read()[-8000:])
-    say("WARNING: installing Ceph failed (log above, full log %s); the radosgw suite will be "
-        "skipped (or fail under CI)." % log)
-
-
-def _run_logged(cmds, log, env=None):
-    """Run ``cmds`` one after the other into ``log``; False at the first that fails."""
     with open(log, "w") as out:
         for cmd in cmds:
             out.write("$ %s\n" % " ".join(cmd))
             out.flush()
             if subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, env=env,
                               stdin=subprocess.DEVNULL).returncode != 0:
-                return False
-    return True
+                break
+    if installed():
+        say("%s installed in %.0fs" % (what, time.monotonic() - t0))
+        return
+    with open(log, errors="replace") as f:
+        sys.stderr.write(f.read()[-8000:])
+    say("WARNING: installing %s failed (log above, full log %s); %s will be skipped (or fail under CI)."
+        % (what, log, suite))
 
 
 def ensure_azurite():
@@ -276,7 +276,6 @@ def ensure_azurite():
         return
     os.makedirs(LOG_DIR, exist_ok=True)
     log = os.path.join(LOG_DIR, "azurite-install.log")
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     cmds = []
     if shutil.which("npm") is None:
         if os.geteuid() != 0 or shutil.which("apt-get") is None:
@@ -288,14 +287,7 @@ def ensure_azurite():
     cmds.append(["npm", "install", "--prefix", os.path.join(VENV, "azurite"), "--no-audit", "--no-fund",
                  "azurite@%s" % Azurite.VERSION])
     say("installing Azurite %s for the Azure suite (npm, about 40 s; log %s)" % (Azurite.VERSION, log))
-    t0 = time.monotonic()
-    if _run_logged(cmds, log, env) and Azurite.executable() is not None:
-        say("Azurite installed in %.0fs" % (time.monotonic() - t0))
-        return
-    with open(log, errors="replace") as f:
-        sys.stderr.write(f.read()[-8000:])
-    say("WARNING: installing Azurite failed (log above, full log %s); the Azure suite will be "
-        "skipped (or fail under CI)." % log)
+    _install("Azurite", "the Azure suite", cmds, log, lambda: Azurite.executable() is not None)
 
 
 def looks_like_path(arg):
