@@ -247,28 +247,12 @@ def test_wrong_bytes_are_caught_by_the_md5_the_listing_states(azurite, proxy, fd
 def test_a_killed_prefetcher_stream_continues_in_another(azurite, proxy, fd, bucket_name):
     """A stream another prefetch process began continues at the byte reached, with a range GET,
     and is confirmed unchanged at its end."""
-    import signal
-
-    from test_faults import _prefetchers
+    from test_faults import kill_the_prefetcher_streaming
 
     data = os.urandom(5 * MiB)
     azurite.make_bucket(bucket_name, {"big": data, "small": b"s"})
     proxy.stall(3, after_bytes=MiB, times=1, method="GET", match="/%s/big" % bucket_name)
-    killed = []
-
-    def kill_the_one_streaming_big():
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and not killed:
-            for helper in _prefetchers():
-                download = getattr(helper, "download", None)
-                if download is not None and download.key == "big" and download.received > 0:
-                    os.kill(helper.process.pid, signal.SIGKILL)
-                    killed.append(helper.process.pid)
-                    return
-            time.sleep(0.01)
-
-    thread = threading.Thread(target=kill_the_one_streaming_big)
-    thread.start()
+    thread, killed = kill_the_prefetcher_streaming("big")
     result = fd.backup(plugin(azurite, bucket_name, port=proxy.port))
     thread.join()
     assert killed, "the test did not find the prefetcher to kill"

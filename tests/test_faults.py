@@ -265,6 +265,27 @@ def _prefetchers():
     return list(pool.helpers) if pool is not None else []
 
 
+def kill_the_prefetcher_streaming(key):
+    """A started thread that SIGKILLs the prefetch process streaming ``key`` once part of it has
+    reached the job, and the list that then holds its pid."""
+    killed = []
+
+    def kill():
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            for helper in _prefetchers():
+                download = getattr(helper, "download", None)
+                if download is not None and download.key == key and download.received > 0:
+                    os.kill(helper.process.pid, signal.SIGKILL)
+                    killed.append(helper.process.pid)
+                    return
+            time.sleep(0.01)
+
+    thread = threading.Thread(target=kill)
+    thread.start()
+    return thread, killed
+
+
 def test_a_killed_prefetcher_loses_nothing(moto, proxy, fd, bucket_name, monkeypatch):
     # A proxy variable keeps libcloud on requests: large objects then stream through prefetchers
     # (as for providers outside the S3 family) rather than straight into the job (direct.py).
@@ -273,21 +294,7 @@ def test_a_killed_prefetcher_loses_nothing(moto, proxy, fd, bucket_name, monkeyp
     small = {"s%02d" % i: os.urandom(20000) for i in range(20)}
     moto.make_bucket(bucket_name, dict(small, big=data))
     proxy.stall(3, after_bytes=MiB, times=1, method="GET", match="/%s/big" % bucket_name)
-    killed = []
-
-    def kill_the_one_streaming_big():
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and not killed:
-            for helper in _prefetchers():
-                download = getattr(helper, "download", None)
-                if download is not None and download.key == "big" and download.received > 0:
-                    os.kill(helper.process.pid, signal.SIGKILL)
-                    killed.append(helper.process.pid)
-                    return
-            time.sleep(0.01)
-
-    thread = threading.Thread(target=kill_the_one_streaming_big)
-    thread.start()
+    thread, killed = kill_the_prefetcher_streaming("big")
     result = backup(fd, moto, proxy, bucket_name, prefetch_size="1M", nb_prefetcher=3, debug="yes")
     thread.join()
     assert any("large objects go through the prefetch processes" in detail for _, detail in result.calls)
