@@ -272,16 +272,7 @@ def _retry_each_request(drv, retry, what):
             pass
 
         def __call__(self, request):
-            def retried(*args, **kwargs):
-                attempts = retry.start(what)
-                while True:
-                    try:
-                        return request(*args, **kwargs)
-                    except Exception as exc:  # noqa: BLE001 - retried or re-raised as it is
-                        if not _is_transient(exc) or not attempts.retry(_error_text(exc)):
-                            raise
-
-            return retried
+            return lambda *args, **kwargs: _retrying(lambda: request(*args, **kwargs), what, retry)
 
     base.RETRY_FAILED_HTTP_REQUESTS = True
     drv.connection.retryCls = RetryByPolicy
