@@ -14,7 +14,7 @@ import pytest
 
 from faultproxy import FaultProxy
 from fdemu import FileDaemon
-from harness import REPO, MiB, all_files_under, restored_keys
+from harness import MiB, all_files_under, plugin_string, restored_keys
 
 from bareos_libcloud import naming
 
@@ -35,18 +35,10 @@ def fd(tmp_path):
     return FileDaemon(str(tmp_path / "fd"))
 
 
-def plugin(server, container, port=None, **options):
-    """The plugin string for ``container``; ``port``: a FaultProxy's in front of Azurite."""
-    text = "python3:module_path=%s:module_name=bareos-fd-libcloud:%s:buckets_include=%s" % (
-        REPO, server.plugin_options(), container)
-    if port is not None:
-        text = text.replace(":port=%d:" % server.port, ":port=%d:" % port)
-    options.setdefault("nb_prefetcher", 3)
-    options.setdefault("prefetch_size", "1M")
-    options.setdefault("retry_max_wait", 1)
-    for key, value in options.items():
-        text += ":%s=%s" % (key, value)
-    return text
+def plugin(server, container, via=None, **options):
+    """The plugin string for ``container``; ``via``: a FaultProxy in front of Azurite."""
+    options = dict(dict(nb_prefetcher=3, prefetch_size="1M", retry_max_wait=1), **options)
+    return plugin_string(server, via=via, buckets_include=container, **options)
 
 
 def saved(result):
@@ -132,7 +124,7 @@ def test_broken_transfers_resume_from_the_byte_reached(azurite, proxy, fd, bucke
     azurite.make_bucket(bucket_name, {"big": big, "small": small})
     proxy.stall(1.0, after_bytes=2 * MiB + 11, then="reset", times=1, method="GET", match="/%s/big" % bucket_name)
     proxy.reset_after(1000, times=1, method="GET", match="/%s/small" % bucket_name)
-    result = fd.backup(plugin(azurite, bucket_name, port=proxy.port))
+    result = fd.backup(plugin(azurite, bucket_name, via=proxy))
     assert result.status == "T", result.messages
     assert saved(result) == {"big": big, "small": small}
     gets = proxy.entries(method="GET", match="/%s/big" % bucket_name)
@@ -156,7 +148,7 @@ def test_a_blob_rewritten_before_the_resume_is_named_not_saved_mixed(azurite, pr
 
     thread = threading.Thread(target=rewrite_during_the_stall)
     thread.start()
-    result = fd.backup(plugin(azurite, bucket_name, port=proxy.port))
+    result = fd.backup(plugin(azurite, bucket_name, via=proxy))
     thread.join()
     errors = ours(result, M_ERROR)
     assert len(errors) == 1 and "'big'" in errors[0] and "changed while it was read" in errors[0], result.messages
@@ -213,7 +205,7 @@ def test_a_failed_listing_page_is_asked_again_not_the_bucket_lost(azurite, proxy
     second_page = lambda method, target: "comp=list" in target and "marker=" in target  # noqa: E731
     busy = proxy.respond(503, times=2, method="GET", match=second_page)
     reset = proxy.reset_after(200, times=1, method="GET", match=second_page)
-    result = fd.backup(plugin(azurite, bucket_name, port=proxy.port))
+    result = fd.backup(plugin(azurite, bucket_name, via=proxy))
     assert result.status == "T", result.messages
     assert busy.hits == 2 and reset.hits == 1
     assert saved(result) == {key: key.encode() for key in keys}
@@ -231,7 +223,7 @@ def test_wrong_bytes_are_caught_by_the_md5_the_listing_states(azurite, proxy, fd
     once = proxy.respond(200, body=b"corrupted content", headers=headers, times=1, method="GET",
                          match="/%s/small" % bucket_name)
     proxy.respond(200, body=bytes(flipped), headers=headers, times=None, method="GET", match="/%s/big" % bucket_name)
-    result = fd.backup(plugin(azurite, bucket_name, port=proxy.port, retries=1))
+    result = fd.backup(plugin(azurite, bucket_name, via=proxy, retries=1))
     assert once.hits == 1
     stored = saved(result)
     assert stored["small"] == small and stored["fine"] == fine  # read again after the bad copy
@@ -253,7 +245,7 @@ def test_a_killed_prefetcher_stream_continues_in_another(azurite, proxy, fd, buc
     azurite.make_bucket(bucket_name, {"big": data, "small": b"s"})
     proxy.stall(3, after_bytes=MiB, times=1, method="GET", match="/%s/big" % bucket_name)
     thread, killed = kill_the_prefetcher_streaming("big")
-    result = fd.backup(plugin(azurite, bucket_name, port=proxy.port))
+    result = fd.backup(plugin(azurite, bucket_name, via=proxy))
     thread.join()
     assert killed, "the test did not find the prefetcher to kill"
     assert result.status == "T", result.messages
