@@ -37,10 +37,16 @@ def bit_is_set(bit, flags):
     return bool(flags[bit >> 3] & (1 << (bit & 7)))
 
 
-def run_backup(rt, plugin_string, flags, volume, cancel_after_reads=None,
+def plugin_lines(plugin):
+    """A FileSet's ``Plugin =`` lines: one string, or a list of them in FileSet order."""
+    return [plugin] if isinstance(plugin, str) else list(plugin)
+
+
+def run_backup(rt, plugin, flags, volume, cancel_after_reads=None,
                accurate_options="mcs", cancel_after_seconds=None):
     """The backup job as Python sees it (API doc 2a, trace section 1)."""
-    run = BackupRun(rt, plugin_string, flags, volume, cancel_after_reads,
+    lines = plugin_lines(plugin)
+    run = BackupRun(rt, lines[0], flags, volume, cancel_after_reads,
                     accurate_options)
     timer = None
     if cancel_after_seconds is not None:
@@ -48,26 +54,36 @@ def run_backup(rt, plugin_string, flags, volume, cancel_after_reads=None,
         timer.name = "fdemu-cancel-timer"
         timer.start()
     try:
-        return _backup_job(rt, plugin_string, run, accurate_options)
+        return _backup_job(rt, lines, run, accurate_options)
     finally:
         if timer is not None:
             timer.cancel()
             timer.join()
 
 
-def _backup_job(rt, plugin_string, run, accurate_options):
-    plugin_command(rt, plugin_string, "PluginCommand")     # FileSet command
+def _fileset_command(rt, lines):
+    """The FileSet command: bEventPluginCommand per Plugin line (fileset.cc, in FileSet
+    order; the first loads the module), then bEventEndFileSet (dir_cmd.cc)."""
+    for line in lines:
+        plugin_command(rt, line, "PluginCommand")
     rt.event(16)
+
+
+def _backup_job(rt, lines, run, accurate_options):
+    _fileset_command(rt, lines)
     rt.type_char, rt.phase_status = "B", "B"
     rt.event(3)
     rt.phase_status = "R"
     rt.accurate_options = frozenset(
         bit for bit in (ACCURATE_BITS.get(c) for c in accurate_options) if bit)
-    if rt.stopped:
-        rt.message(M_FATAL, 'PluginSave: Command plugin "%s" requested, but job is '
-                   "already cancelled.\n" % plugin_string)
-    elif plugin_command(rt, plugin_string, "BackupCommand") == bRC_OK:
-        run.plugin_save()
+    for line in lines:                 # PluginSave per plugin include, in FileSet order
+        run.plugin_string = line
+        if rt.stopped:
+            rt.message(M_FATAL, 'PluginSave: Command plugin "%s" requested, but job is '
+                       "already cancelled.\n" % line)
+            break
+        if plugin_command(rt, line, "BackupCommand") == bRC_OK:
+            run.plugin_save()
     if rt.has_accurate_list:
         run.check_deleted()
     rt.phase_status = "T"
@@ -76,15 +92,17 @@ def _backup_job(rt, plugin_string, run, accurate_options):
     return run
 
 
-def run_estimate(rt, plugin_string, flags):
+def run_estimate(rt, plugin, flags):
     """estimate: no IO, no events 3/4 (API doc 2c, trace section 4)."""
-    run = BackupRun(rt, plugin_string, flags)
-    plugin_command(rt, plugin_string, "PluginCommand")
-    rt.event(16)
+    lines = plugin_lines(plugin)
+    run = BackupRun(rt, lines[0], flags)
+    _fileset_command(rt, lines)
     rt.phase_status = "R"
-    if not rt.stopped and plugin_command(rt, plugin_string,
-                                         "EstimateCommand") == bRC_OK:
-        run.plugin_estimate()
+    run.summary.update(files=0, bytes=0)
+    for line in lines:
+        run.plugin_string = line
+        if not rt.stopped and plugin_command(rt, line, "EstimateCommand") == bRC_OK:
+            run.plugin_estimate()
     rt.event(2)
     return run
 
@@ -149,8 +167,7 @@ class BackupRun:
 
     def plugin_estimate(self):
         """fd_plugins.cc PluginEstimate: count, sum sizes, list."""
-        rt, summary = self.rt, self.summary
-        summary.update(files=0, bytes=0)
+        rt = self.rt
         while not rt.stopped:
             sp = self.new_save_packet()
             if self.start_backup_file(sp) != bRC_OK:

@@ -11,7 +11,7 @@ import sys
 import threading
 import time
 
-from .backup import DEFAULT_FLAGS, run_backup, run_estimate
+from .backup import DEFAULT_FLAGS, plugin_lines, run_backup, run_estimate
 from .catalog import Catalog, VolumeWriter
 from .guards import Snapshot, broken_strptime, no_fork, private_tempdir
 from .job import M_INFO, EmulatorError, JobResult, JobRuntime
@@ -197,7 +197,7 @@ class FileDaemon:
         """Module names and directories whose modules die with the job."""
         names, dirs = list(self.purge_packages), []
         try:
-            definition = parse_definition(plugin)
+            definition = parse_definition(plugin_lines(plugin)[0])
         except PluginDefinitionError:
             definition = None
         if definition and definition.module_name:
