@@ -14,6 +14,7 @@ from .helpers import Helper, HelperStartError
 from .prefetch import FAILED, VANISHED, Download, JobCancelled, PrefetchPool
 from .retry import RetryPolicy
 from .streaming import ObjectReader
+from .shards import shard_of
 from .worker import lister_main
 
 SKIP, DECLARE, PREFETCH, STREAM = "skip", "declare", "prefetch", "stream"
@@ -27,12 +28,14 @@ class SetupFailed(Exception):
 class ChangePolicy:
     """Decides per listed object whether this job saves it and how.
 
-    An object is new or changed when its Last-Modified is at or after the since time.  In an
-    accurate incremental, unchanged objects are still declared so Bareos marks them seen.
+    An object is new or changed when its Last-Modified is at or after the since time, less
+    ``margin`` seconds in a job that is not accurate (the store's clock is not the director's,
+    and a multipart upload's Last-Modified is the time it began).  In an accurate incremental,
+    unchanged objects are still declared so Bareos marks them seen.
     """
 
-    def __init__(self, since, accurate, prefetch_size, estimate):
-        self.since = since or 0
+    def __init__(self, since, accurate, prefetch_size, estimate, margin=0):
+        self.since = max(since - (0 if accurate else margin), 1) if since else 0
         self.accurate = accurate
         self.prefetch_size = prefetch_size
         self.estimate = estimate
@@ -87,6 +90,18 @@ class Stats:
         )
 
 
+def _by_bucket(fnames):
+    """``{bucket: {fname: key}}`` of backup names."""
+    out = {}
+    for fname in fnames:
+        try:
+            bucket, key = naming.parse_fname(fname)
+        except naming.BadName:
+            continue
+        out.setdefault(bucket, {})[fname] = key
+    return out
+
+
 def _size(count):
     for unit in ("B", "KiB", "MiB", "GiB"):
         if count < 1024 or unit == "GiB":
@@ -104,7 +119,8 @@ class BackupSession:
         self.python = python
         self.cancelled = cancelled
         self.journal = journal
-        self.forced = journal.load() if journal is not None else set()
+        self.forced = set(journal.pending) if journal is not None else set()
+        self.forced_unlisted = _by_bucket(self.forced)  # bucket -> names not listed yet
         self.config = {
             "provider": opts.provider,
             "driver_kwargs": opts.driver_kwargs,
@@ -122,6 +138,8 @@ class BackupSession:
         self.stats = Stats()
         self.lister = None
         self.listing_done = False
+        self.listing_failed = False  # a bucket, or the whole listing, did not finish
+        self.progress_next = 0  # stats.done at which the next progress message is due
         self.buckets = []
         self.complete_buckets = set()
         self.failed_names = set()  # fnames not saved this job: check_file keeps their old copy
@@ -168,6 +186,8 @@ class BackupSession:
                 raise SetupFailed(message[1])
             if message[0] == "warning":
                 self.log.warning(message[1])
+            if message[0] == "error":
+                self.log.error(message[1])
             if message[0] == "debug":
                 self.log.debug(message[1])
             if message[0] == "ready":
@@ -175,12 +195,8 @@ class BackupSession:
                 self.log.debug("buckets to back up: %s" % ", ".join(self.buckets))
                 return
 
-    def close(self, job_ok=True):
-        """End every helper process; safe to call more than once, also on cancel.
-
-        The journal forgets the objects saved in this job only when the job went well:
-        Bareos does not build on a failed or cancelled job.
-        """
+    def close(self):
+        """End every helper process; safe to call more than once, also on cancel."""
         if self.pool is not None:
             self.pool.close()
         if self.direct is not None:
@@ -190,11 +206,6 @@ class BackupSession:
             self.signer.stop()
         if self.lister is not None:
             self.lister.stop(grace=0.5)
-        if self.journal is not None:
-            if not job_ok:
-                self.journal.done.clear()
-            self.journal.close()
-            self.journal = None
 
     # -- the listing -----------------------------------------------------------------------
     def _receive_listing(self):
@@ -218,7 +229,7 @@ class BackupSession:
                 break
         message = self._receive_listing()
         if message is None:
-            self.listing_done = True
+            self.listing_done = self.listing_failed = True
             self.log.error("the listing process ended unexpectedly; the backup is incomplete")
             return False
         kind = message[0]
@@ -226,14 +237,17 @@ class BackupSession:
             self._plan(message[1], message[2])
         elif kind == "warning":
             self.log.warning(message[1])
+        elif kind == "error":
+            self.log.error(message[1])
         elif kind == "debug":
             self.log.debug(message[1])
         elif kind == "bucket_done":
-            self.complete_buckets.add(message[1])
+            self._bucket_done(message[1])
         elif kind == "bucket_failed":
+            self.listing_failed = True
             self.log.error("listing bucket %r failed, its objects are not all saved: %s" % (message[1], message[2]))
         elif kind == "fatal":
-            self.listing_done = True
+            self.listing_done = self.listing_failed = True
             self.log.fatal(message[1])
         elif kind == "done":
             self.listing_done = True
@@ -249,6 +263,8 @@ class BackupSession:
                 if fname is None:
                     continue
             forced = fname in forced_names
+            if forced:
+                self.forced_unlisted.get(bucket, {}).pop(fname, None)
             plan = policy.plan(size, mtime, forced)
             if plan == SKIP:
                 stats.unchanged += 1
@@ -261,6 +277,18 @@ class BackupSession:
                 self.seq += 1
                 self.pool.add(item.new_download(self.seq))
             self.upcoming.append(item)
+
+    def _bucket_done(self, bucket):
+        """The bucket was listed whole: journaled objects of this selection that were not
+        listed no longer exist, and leave the journal."""
+        self.complete_buckets.add(bucket)
+        unlisted = self.forced_unlisted.pop(bucket, {})
+        if self.journal is None:
+            return
+        prefix, shard = self.opts.prefix or "", self.opts.shard
+        for fname, key in unlisted.items():
+            if key.startswith(prefix) and (not shard or shard_of(bucket, key, shard[1]) == shard[0]):
+                self.journal.vanished(fname)
 
     def _name(self, bucket, key):
         try:
@@ -364,6 +392,14 @@ class BackupSession:
         self.log.error("object %r in bucket %r could not be saved: %s" % (item.key, item.bucket, reason))
         if self.journal is not None:
             self.journal.add(item.fname, reason)
+
+    def vanished(self, item):
+        """The object was deleted before it could be read: not saved, nothing to save again."""
+        self.stats.vanished += 1
+        self.log.warning("object %r in bucket %r was deleted before it could be read; not saved"
+                         % (item.key, item.bucket))
+        if self.journal is not None:
+            self.journal.vanished(item.fname)
 
     def saved(self, item, size):
         """The object went to Bareos whole."""

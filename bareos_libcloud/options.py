@@ -200,6 +200,7 @@ PLUGIN_OPTIONS = {
     "fail_on_error": parse_bool,
     "python": _absolute_path,
     "ca_file": _readable_file,
+    "incremental_margin": _ranged(parse_int, 0, 30 * 86400),
 }
 
 #: Driver options the plugin converts before passing them on.
@@ -227,6 +228,7 @@ class Options:
     retries: int = DEFAULT_RETRIES
     retry_max_wait: int = DEFAULT_RETRY_MAX_WAIT
     fail_on_error: bool = False
+    incremental_margin: int = 3600
     shard: tuple = None  # (k, n): this job saves shard k of n (1 <= k <= n)
     secrets: tuple = ()
     warnings: list = field(default_factory=list)

@@ -17,15 +17,17 @@ from .backup import BackupSession, ChangePolicy, SetupFailed
 from .helpers import python_executable, stop_servers
 from .joblog import JobLog
 from .journal import Journal
-from .options import OptionError, OptionSet, is_secret_option
-from .prefetch import JobCancelled, PoolFailed
+from .lines import PluginLines, build_options
+from .options import OptionError, is_secret_option, split_plugin_string
+from .prefetch import VANISHED, JobCancelled, PoolFailed
 from .restore import IncompleteCopy, RestoreRefused, RestoreSession, Skip
 
 FILE_MODE = stat.S_IFREG | 0o640
 
 
-def _guarded(default_attr):
-    """Turn an unexpected exception into one fatal job message and ``bRC_<default_attr>``."""
+def _guarded(default_attr, on_error=None):
+    """Turn an unexpected exception into one fatal job message and ``bRC_<default_attr>``;
+    ``on_error(self, *args)`` first makes the answer safe (e.g. an I/O error, not an EOF)."""
 
     def decorate(method):
         @functools.wraps(method)
@@ -35,11 +37,24 @@ def _guarded(default_attr):
             except Exception as exc:  # noqa: BLE001 - reported, never raised into bareos-fd
                 self.failed = True
                 self.log.exception(method.__name__, exc)
+                if on_error is not None:
+                    return on_error(self, *args)
                 return getattr(self.fd, default_attr)
 
         return wrapper
 
     return decorate
+
+
+def _io_failed(self, iop):
+    """bareos-fd reads IOP.status only: 0 would be a silent EOF (a short file cataloged whole)."""
+    iop.status, iop.io_errno = -1, errno.EIO
+    return self.fd.bRC_Error
+
+
+def _keep_old_copy(self, fname):
+    """Anything but bRC_Seen would record the object as deleted."""
+    return self.fd.bRC_Seen
 
 
 class BareosFdPluginLibcloud:
@@ -48,18 +63,21 @@ class BareosFdPluginLibcloud:
     def __init__(self, bareosfd, plugindef):
         self.fd = bareosfd
         self.log = JobLog(bareosfd)
-        self.optset = OptionSet()
-        self.opts = None
+        self.lines = PluginLines()
+        self.fileset_done = False
+        self.restore_opts = {}  # option text -> Options, for restores
+        self.warned = set()
         self.failed = False
         self.cancelled = threading.Event()
         self.is_restore = chr(bareosfd.GetValue(bareosfd.bVarType)) == "R"
-        self.backup = None
+        self.sessions_started = False
         self.backup_job_started = False
+        self.journal = None
+        self.check_changes = True  # bVarCheckChanges as last set (bareos-fd's default: True)
         self.item = None
         self.reader = None
         self.item_read = False
         self.restore = None
-        self.progress_next = 0
         self.job_start = 0
         bareosfd.RegisterEvents(
             [
@@ -67,47 +85,63 @@ class BareosFdPluginLibcloud:
                 bareosfd.bEventEndBackupJob,
                 bareosfd.bEventStartBackupJob,
                 bareosfd.bEventEndRestoreJob,
+                bareosfd.bEventEndFileSet,
                 bareosfd.bEventCancelCommand,
             ]
         )
 
     # -- options -----------------------------------------------------------------------------
     def parse_plugin_definition(self, plugindef):
-        """Merge and validate options (called at load, at the backup command and per restored file)."""
+        """One line's options: at the FileSet command (each line is recorded), at the backup
+        or estimate command (that line is the one saved next), and per restored file."""
         if self.failed:
             return self.fd.bRC_Error
         try:
-            if not self.optset.add_string(plugindef) and self.opts is not None:
-                return self.fd.bRC_OK
-            opts = self.optset.build(need_remote=not self.is_restore)
+            if self.is_restore:
+                self._restore_options(plugindef)
+            elif not self.fileset_done:
+                self.lines.add(plugindef, need_remote=True)
+            else:
+                self.lines.select(plugindef, need_remote=True)
         except OptionError as exc:
             self.failed = True
-            self.log.configure(self._raw_secrets(), False)
-            self.log.fatal("bad plugin options: %s" % exc)
+            self.log.configure(self.lines.secrets() + _raw_secrets(plugindef), False)
+            where = " of Plugin line %d" % (len(self.lines) + 1) if not self.fileset_done and self.lines else ""
+            self.log.fatal("bad plugin options%s: %s" % (where, exc))
             return self.fd.bRC_Error
-        for text in opts.warnings[len(self.opts.warnings) if self.opts else 0 :]:
-            self.log.warning(text)
-        self.opts = opts
-        self.log.configure(opts.secrets, opts.debug)
+        self._configure_log()
         return self.fd.bRC_OK
 
-    def _raw_secrets(self):
-        return [v for k, v in self.optset.raw.items() if is_secret_option(k)]
+    def _restore_options(self, text):
+        if text not in self.restore_opts:
+            self.restore_opts[text] = build_options(text, need_remote=False)
+
+    def _configure_log(self):
+        every = list(self.lines) and [line.opts for line in self.lines] or list(self.restore_opts.values())
+        self.log.configure(tuple(s for o in every for s in o.secrets), any(o.debug for o in every))
+        for opts in every:
+            for text in opts.warnings:
+                if text not in self.warned:
+                    self.warned.add(text)
+                    self.log.warning(text)
 
     # -- events ------------------------------------------------------------------------------
     def handle_plugin_event(self, event):
         fd = self.fd
         if event == fd.bEventCancelCommand:
             self.cancelled.set()  # another thread: no bareosfd calls here
-            if self.backup is not None:
-                self.backup.abort()
+            for line in self.lines:
+                if line.session is not None:
+                    line.session.abort()
             return fd.bRC_OK
         return self._handle_event(event)
 
     @_guarded("bRC_OK")
     def _handle_event(self, event):
         fd = self.fd
-        if event == fd.bEventStartBackupJob:
+        if event == fd.bEventEndFileSet:
+            self.fileset_done = True
+        elif event == fd.bEventStartBackupJob:
             self.backup_job_started = True
             self._start_backup()
         elif event == fd.bEventEndBackupJob:
@@ -120,11 +154,11 @@ class BareosFdPluginLibcloud:
         return fd.bRC_OK
 
     def _start_backup(self):
-        """Start the listing (at StartBackupJob, or at the first file of an estimate)."""
-        if self.backup is not None or self.failed:
+        """Start every line's listing (at StartBackupJob, or at the first file of an estimate)."""
+        if self.sessions_started or self.failed:
             return
-        opts = self.opts
-        if opts is None:
+        self.sessions_started = True
+        if not len(self.lines):
             self.failed = True
             self.log.fatal("the plugin received no options")
             return
@@ -133,113 +167,183 @@ class BareosFdPluginLibcloud:
         since = fd.GetValue(fd.bVarSinceTime) or 0 if level in "ID" else 0
         accurate = bool(fd.GetValue(fd.bVarAccurate)) and level in "ID"
         estimate = not self.backup_job_started
-        policy = ChangePolicy(since, accurate, opts.prefetch_size, estimate)
-        self.log.debug("level %s since %s accurate %s estimate %s" % (level, since, accurate, estimate))
+        self.log.debug("level %s since %s accurate %s estimate %s lines %d"
+                       % (level, since, accurate, estimate, len(self.lines)))
         self.job_start = int(time.time())
-        journal = None
         if not estimate:
             workdir = fd.GetValue(fd.bVarWorkingDir)
             if workdir:
-                journal = Journal(workdir, fd.GetValue(fd.bVarJobName))
+                self.journal = Journal(workdir, fd.GetValue(fd.bVarJobName), level if level in "FID" else "F")
+                forced = self.journal.load()
+                if forced:
+                    self.log.info("%s an earlier backup could not save %s saved again"
+                                  % (_count(len(forced), "object"), "is" if len(forced) == 1 else "are"))
             else:
                 self.log.warning("the daemon has no working directory: objects that fail are not retried")
-        python = python_executable(opts.python)
-        self.backup = BackupSession(opts, self.log, policy, python, self.cancelled, journal)
-        if self.backup.forced:
-            self.log.info("%d objects an earlier backup could not save are saved again" % len(self.backup.forced))
-        self.progress_next = opts.progress_interval
+        for line in self.lines:
+            opts = line.opts
+            policy = ChangePolicy(since, accurate, opts.prefetch_size, estimate, opts.incremental_margin)
+            line.session = BackupSession(opts, self.log, policy, python_executable(opts.python), self.cancelled,
+                                         self.journal)
         try:
-            self.backup.start()
+            for line in self.lines:
+                try:
+                    line.session.start()
+                except SetupFailed as exc:
+                    raise SetupFailed(self._name_line(line, str(exc))) from None
+            conflict = self.lines.conflict()
+            if conflict:
+                raise SetupFailed(conflict)
         except SetupFailed as exc:
             self.failed = True
             self.log.fatal(str(exc))
-            self.backup.close()
+            self._close_sessions()
         except JobCancelled:
             self.failed = True
+            self._close_sessions()
+
+    def _name_line(self, line, text):
+        return "%s: %s" % (line.describe(), text) if len(self.lines) > 1 else text
+
+    def _close_sessions(self):
+        for line in self.lines:
+            if line.session is not None:
+                line.session.close()
+
+    def _end_line(self, line):
+        """The line's objects are done: end its helpers and account for it in the job log."""
+        if line.ended or line.session is None:
+            return
+        line.ended = True
+        session = line.session
+        if self.item is not None and self.lines.current is line:
+            session.done_with(self.item)
+            self.item = None
+        session.close()
+        stats = session.stats
+        if self.failed and not stats.listed:
+            return
+        self.log.info(self._name_line(line, stats.summary()))
+        if self.failed or self.cancelled.is_set():
+            return
+        if session.listing_done and not stats.listed and not session.listing_failed:
+            hint = " (keys rarely begin with '/')" if (line.opts.prefix or "").startswith("/") else ""
+            self.log.error("%s selected no object at all: nothing of it is in this backup; check "
+                           "buckets_include, buckets_exclude and prefix%s" % (line.describe(), hint))
+        if stats.failed and line.opts.fail_on_error:
+            self.failed = True
+            self.log.fatal(self._name_line(line, "%s could not be saved and fail_on_error is set"
+                                           % _count(stats.failed, "object")))
 
     def _end_backup(self):
-        if self.backup is None:
+        if not self.sessions_started:
             return
-        backup, self.backup = self.backup, None
-        if self.item is not None:
-            backup.done_with(self.item)
-            self.item = None
-        stats = backup.stats
-        if not self.failed or stats.listed:
-            self.log.info(stats.summary())
-        if stats.failed and self.opts.fail_on_error and not self.failed:
-            self.failed = True
-            self.log.fatal("%d objects could not be saved and fail_on_error is set" % stats.failed)
-        status = chr(self.fd.GetValue(self.fd.bVarJobStatus) or ord("T"))
-        backup.close(job_ok=not self.failed and status not in "AEef")
+        self.sessions_started = False
+        for line in self.lines:
+            if line.session is None:
+                continue
+            if not line.ended and not line.session.listing_done and not self.failed \
+                    and not self.cancelled.is_set():
+                self.log.error("%s was not backed up: bareos-fd never asked for its objects" % line.describe())
+            self._end_line(line)
+        if self.journal is not None:
+            status = chr(self.fd.GetValue(self.fd.bVarJobStatus) or ord("T"))
+            self.journal.close(job_ok=not self.failed and status not in "AEef")
+            self.journal = None
         stop_servers()
 
     # -- backup ------------------------------------------------------------------------------
+    def _session(self):
+        line = self.lines.current
+        return line.session if line is not None and not line.ended else None
+
+    @property
+    def backup(self):
+        """The BackupSession being saved now (or the first line's before any is), or None."""
+        line = self.lines.current or next(iter(self.lines), None)
+        return line.session if line is not None else None
+
     @_guarded("bRC_Error")
     def start_backup_file(self, savepkt):
         fd = self.fd
-        if self.backup is None and not self.failed:
+        if not self.sessions_started and not self.failed:
             self._start_backup()
-        if self.failed or self.backup is None or self.cancelled.is_set():
+        line = self.lines.current
+        backup = self._session()
+        if self.failed or backup is None or self.cancelled.is_set():
             return fd.bRC_Stop
         try:
-            item = self.backup.next_object()
+            item = backup.next_object()
         except (JobCancelled, PoolFailed) as exc:
             if isinstance(exc, PoolFailed):
                 self.failed = True
-                self.log.fatal(str(exc))
+                self.log.fatal(self._name_line(line, str(exc)))
             return fd.bRC_Stop
         if item is None:
+            self._end_line(line)
             return fd.bRC_Stop
         self.item, self.reader, self.item_read = item, None, False
+        mtime = item.mtime if item.mtime is not None else self.job_start
         statp = fd.StatPacket()
         statp.st_mode = FILE_MODE
         statp.st_nlink = 1
         statp.st_uid = statp.st_gid = 0
         statp.st_size = item.size
-        mtime = item.mtime or 0
         statp.st_atime = statp.st_mtime = statp.st_ctime = mtime
-        if item.forced:  # a changed ctime makes Bareos's accurate check save it again
-            statp.st_ctime = self.job_start
         savepkt.statp = statp
         savepkt.fname = item.fname
         savepkt.type = fd.FT_REG
         savepkt.no_read = False
+        policy = backup.policy
+        if policy.since and not policy.accurate:
+            savepkt.save_time = policy.since  # bareos-fd's own check uses the margin too
+        # Saved whatever Bareos's change check says: journaled objects (their cataloged copy may
+        # be short), and objects whose store states no Last-Modified (no change can be seen).
+        self._check_changes(not (item.forced or item.mtime is None))
         self.log.debug("%s %s size %d mtime %d" % (item.plan, item.fname, item.size, mtime))
         return fd.bRC_OK
 
+    def _check_changes(self, wanted):
+        """Set bVarCheckChanges only when it changes (it holds for every later file)."""
+        if wanted != self.check_changes:
+            self.fd.SetValue(self.fd.bVarCheckChanges, wanted)
+            self.check_changes = wanted
+
     @_guarded("bRC_Error")
     def end_backup_file(self):
-        backup, item = self.backup, self.item
+        backup, item = self._session(), self.item
         if item is not None and backup is not None:
             if not self.item_read:  # Bareos found it unchanged (accurate) and read nothing
                 backup.stats.unchanged += 1
             backup.done_with(item)
             self.item = self.reader = None
             stats = backup.stats
-            if self.progress_next and stats.done >= self.progress_next:
-                self.log.info("progress: " + stats.summary())
-                self.progress_next = stats.done + self.opts.progress_interval
+            interval = self.lines.current.opts.progress_interval
+            if interval and stats.done >= (backup.progress_next or interval):
+                self.log.info("progress: " + self._name_line(self.lines.current, stats.summary()))
+                backup.progress_next = stats.done + interval
         return self.fd.bRC_More
 
-    @_guarded("bRC_OK")
+    @_guarded("bRC_Seen", on_error=_keep_old_copy)
     def check_file(self, fname):
         """Accurate mode: keep (bRC_Seen) what this job could not judge deleted."""
-        fd, backup = self.fd, self.backup
-        if backup is None or not fname.startswith(naming.PREFIX):
+        fd = self.fd
+        sessions = [line.session for line in self.lines if line.session is not None]
+        if not sessions or not fname.startswith(naming.PREFIX):
             return fd.bRC_OK
-        if fname in backup.failed_names:
+        if any(fname in session.failed_names for session in sessions):
             return fd.bRC_Seen
         try:
             bucket, _ = naming.parse_fname(fname)
         except naming.BadName:
             return fd.bRC_OK
-        if bucket in backup.buckets and bucket not in backup.complete_buckets:
-            return fd.bRC_Seen  # its listing did not finish: absence proves nothing
+        for session in sessions:
+            if bucket in session.buckets and bucket not in session.complete_buckets:
+                return fd.bRC_Seen  # its listing did not finish: absence proves nothing
         return fd.bRC_OK
 
     # -- IO ----------------------------------------------------------------------------------
-    @_guarded("bRC_Error")
+    @_guarded("bRC_Error", on_error=_io_failed)
     def plugin_io(self, iop):
         fd = self.fd
         if self.restore is not None:
@@ -258,7 +362,7 @@ class BareosFdPluginLibcloud:
         return fd.bRC_Error
 
     def _backup_open(self, iop):
-        fd, item, backup = self.fd, self.item, self.backup
+        fd, item, backup = self.fd, self.item, self._session()
         self.item_read = True
         if item is None or backup is None or backup.pool is None:
             iop.status, iop.io_errno = -1, errno.EBADF
@@ -266,8 +370,10 @@ class BareosFdPluginLibcloud:
         try:
             if item.download is None and not backup.open_on_demand(item):
                 download = item.download
-                reason = download.error or "the object was deleted"
-                backup.not_saved(item, reason)
+                if download.state == VANISHED:
+                    backup.vanished(item)
+                else:
+                    backup.not_saved(item, download.error or "the download failed")
                 iop.status, iop.io_errno = -1, errno.EIO
                 return fd.bRC_Error
         except (JobCancelled, PoolFailed):
@@ -278,8 +384,8 @@ class BareosFdPluginLibcloud:
         return fd.bRC_OK
 
     def _backup_read(self, iop):
-        fd, reader = self.fd, self.reader
-        if reader is None:
+        fd, reader, backup = self.fd, self.reader, self._session()
+        if reader is None or backup is None:
             iop.status, iop.io_errno = -1, errno.EBADF
             return fd.bRC_Error
         try:
@@ -288,13 +394,13 @@ class BareosFdPluginLibcloud:
             piece = None
         if piece is None:
             if not self.cancelled.is_set():
-                self.backup.not_saved(self.item, self.item.download.error or "the download broke")
+                backup.not_saved(self.item, self.item.download.error or "the download broke")
             iop.status, iop.io_errno = -1, errno.EIO
             return fd.bRC_Error
         iop.buf = piece
         iop.status = len(piece)
         if not piece:
-            self.backup.saved(self.item, reader.sent)
+            backup.saved(self.item, reader.sent)
         return fd.bRC_OK
 
     # -- restore -----------------------------------------------------------------------------
@@ -398,3 +504,15 @@ class BareosFdPluginLibcloud:
 
     def handle_backup_file(self, savepkt):
         return self.fd.bRC_OK
+
+
+def _raw_secrets(text):
+    """The secret values of an option string that failed validation (to mask them)."""
+    try:
+        return tuple(v for k, v in split_plugin_string(text) if is_secret_option(k) and v)
+    except OptionError:
+        return ()
+
+
+def _count(number, noun):
+    return "%d %s%s" % (number, noun, "" if number == 1 else "s")

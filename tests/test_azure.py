@@ -161,7 +161,7 @@ def test_a_blob_rewritten_before_the_resume_is_named_not_saved_mixed(azurite, pr
     assert restored_keys(where, bucket_name) == {"fine": b"f"}  # the mixed copy is refused
     assert [p for p in all_files_under(where) if ".part" in p] == []
 
-    again = fd.backup(plugin(azurite, bucket_name), level="I")
+    again = fd.backup(plugin(azurite, bucket_name, incremental_margin=0), level="I")
     assert saved(again) == {"big": new}  # and saved by the next job
 
 

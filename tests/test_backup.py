@@ -133,7 +133,7 @@ def _change_bucket(moto, bucket):
 def test_incremental_saves_only_new_and_changed_objects(moto, fd, bucket_name):
     moto.make_bucket(bucket_name, SMALL)
     time.sleep(1.1)  # Last-Modified has one-second resolution
-    plugin = plugin_string(moto, buckets_include=bucket_name, **opts())
+    plugin = plugin_string(moto, buckets_include=bucket_name, **opts(incremental_margin=0))
     assert fd.backup(plugin).status == "T"
     time.sleep(1.1)  # Last-Modified has one-second resolution
     _change_bucket(moto, bucket_name)
@@ -183,7 +183,7 @@ def test_accurate_fetches_an_old_object_bareos_has_not_seen(moto, fd, bucket_nam
 def test_differential_saves_everything_since_the_full(moto, fd, bucket_name):
     moto.make_bucket(bucket_name, SMALL)
     time.sleep(1.1)  # Last-Modified has one-second resolution
-    plugin = plugin_string(moto, buckets_include=bucket_name, **opts())
+    plugin = plugin_string(moto, buckets_include=bucket_name, **opts(incremental_margin=0))
     assert fd.backup(plugin).status == "T"
     time.sleep(1.1)
     moto.boto3_client().put_object(Bucket=bucket_name, Key="first", Body=b"1")

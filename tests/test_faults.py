@@ -151,7 +151,7 @@ def test_an_object_that_keeps_failing_is_named_and_journaled(moto, proxy, fd, bu
     assert len(errors) == 1 and "'bad'" in errors[0] and "HTTP 500" in errors[0]
     assert accounting(result) == (2, 1, 0, 0, 1)
     rule.cancel()
-    again = fd.backup(plugin_string(moto, via=proxy, buckets_include=bucket_name), level="I")
+    again = fd.backup(plugin_string(moto, via=proxy, buckets_include=bucket_name, incremental_margin=0), level="I")
     assert saved(again) == {"bad": b"b"}  # the journal brings it back although it is old
 
 

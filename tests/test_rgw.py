@@ -128,10 +128,12 @@ def test_refused_credentials_fail_at_start_without_showing_them(rgw, fd, bucket_
 
 
 def test_an_object_that_failed_is_saved_by_the_next_incremental(rgw, fd, bucket_name):
-    """The retry journal: a non-accurate incremental saves an old object that failed before."""
+    """The retry journal: a non-accurate incremental saves an old object that failed before; it
+    stays journaled (saved by every job) until a Full saves it (journal.py: levels)."""
     rgw.make_bucket(bucket_name, {"dotdot/../segment": b"unreadable with SigV2", "plain": b"p"})
     time.sleep(1.1)
-    v2 = plugin_string(rgw, buckets_include=bucket_name, nb_prefetcher=2, signature_version="2", retries=1)
+    v2 = plugin_string(rgw, buckets_include=bucket_name, nb_prefetcher=2, signature_version="2", retries=1,
+                       incremental_margin=0)
     full = fd.backup(v2)
     assert full.status == "W"
     assert set(saved(full)) == {naming.object_fname(bucket_name, "plain")}
@@ -144,9 +146,11 @@ def test_an_object_that_failed_is_saved_by_the_next_incremental(rgw, fd, bucket_
     assert {naming.parse_fname(f)[1]: r.read_bytes() for f, r in saved(inc).items()} == {
         "dotdot/../segment": b"unreadable with SigV2"
     }
+    assert len([n for n in os.listdir(fd.workdir) if n.endswith(".journal")]) == 1
+    assert set(saved(fd.backup(v4, level="D"))) == {naming.object_fname(bucket_name, "dotdot/../segment")}
+    assert fd.backup(v4, level="F").status == "T"
     assert not [n for n in os.listdir(fd.workdir) if n.endswith(".journal")]
-    again = fd.backup(v4, level="I")
-    assert not saved(again)
+    assert not saved(fd.backup(v4, level="I"))
 
 
 def test_a_hostile_key_at_a_page_boundary_is_listed_once(rgw, fd, bucket_name):

@@ -1,0 +1,97 @@
+"""The retry journal across job levels, end to end (moto behind the fault proxy).
+
+"Restore latest" is the last Full, the newest Differential after it and the Incrementals after
+that: an object that failed must stay in the journal until a job in every such chain saved it.
+"""
+
+import os
+import time
+
+import pytest
+
+from faultproxy import FaultProxy
+from fdemu import FileDaemon
+from harness import MiB, plugin_string, restored_keys
+
+from bareos_libcloud import naming
+
+
+@pytest.fixture
+def fd(tmp_path):
+    return FileDaemon(str(tmp_path / "fd"))
+
+
+@pytest.fixture
+def proxy(moto):
+    with FaultProxy(moto.host, moto.port) as p:
+        yield p
+
+
+def saved(result):
+    return {naming.parse_fname(r.fname)[1]: r.read_bytes() for r in result.files if r.cataloged and not r.deleted}
+
+
+def journals(fd):
+    return [n for n in os.listdir(fd.workdir) if n.endswith(".journal")]
+
+
+@pytest.mark.parametrize("accurate", [False, True])
+def test_an_object_that_failed_in_a_full_is_in_every_restore_until_the_next_full(
+        moto, proxy, fd, bucket_name, tmp_path, accurate):
+    """The Full holds a short copy (its stream broke after part of it went to Bareos, which
+    catalogs it with its full size); an Incremental saves it whole; the Differential after that
+    is based on the Full and must save it too, or "restore latest" finds only the short copy."""
+    data = os.urandom(3 * MiB)
+    moto.make_bucket(bucket_name, {"big": data, "good": b"g"})
+    time.sleep(1.1)
+    plugin = plugin_string(moto, via=proxy, buckets_include=bucket_name, nb_prefetcher=2, retries=2,
+                           retry_max_wait=1, prefetch_size="1M", incremental_margin=0)
+    rule = proxy.reset_after(MiB // 2, times=None, method="GET", match="/%s/big" % bucket_name)
+    full = fd.backup(plugin, accurate=accurate)
+    assert full.status == "W" and saved(full)["good"] == b"g" and len(saved(full)["big"]) < len(data)
+    rule.cancel()
+
+    incremental = fd.backup(plugin, level="I", accurate=accurate)
+    assert saved(incremental) == {"big": data}
+    differential = fd.backup(plugin, level="D", accurate=accurate)
+    assert differential.status == "T", differential.messages
+    assert saved(differential) == {"big": data}
+    where = str(tmp_path / "restore")
+    assert fd.restore(where=where).status == "T"
+    assert restored_keys(where, bucket_name) == {"big": data, "good": b"g"}
+
+    assert fd.backup(plugin, level="F", accurate=accurate).status == "T"
+    assert not journals(fd)
+    assert saved(fd.backup(plugin, level="I", accurate=accurate)) == {}
+
+
+def test_an_object_recovered_by_an_incremental_is_not_saved_again(moto, proxy, fd, bucket_name):
+    moto.make_bucket(bucket_name, {"bad": b"old", "good": b"g"})
+    time.sleep(1.1)
+    plugin = plugin_string(moto, via=proxy, buckets_include=bucket_name, nb_prefetcher=2, retries=2,
+                           retry_max_wait=1, incremental_margin=0)
+    assert fd.backup(plugin, accurate=True).status == "T"
+    time.sleep(1.1)
+    moto.boto3_client().put_object(Bucket=bucket_name, Key="bad", Body=b"new bytes")
+    rule = proxy.respond(500, times=None, method="GET", match="/%s/bad" % bucket_name)
+    failed = fd.backup(plugin, level="I", accurate=True)
+    assert failed.status == "W" and saved(failed) == {}
+    rule.cancel()
+    recovered = fd.backup(plugin, level="I", accurate=True)
+    assert saved(recovered) == {"bad": b"new bytes"}
+    assert not journals(fd)
+    # Declared with the attributes it has, not a made-up ctime: Bareos finds it unchanged now.
+    assert saved(fd.backup(plugin, level="I", accurate=True)) == {}
+
+
+def test_an_entry_for_an_object_that_no_longer_exists_is_dropped(moto, proxy, fd, bucket_name):
+    moto.make_bucket(bucket_name, {"bad": b"b", "good": b"g"})
+    plugin = plugin_string(moto, via=proxy, buckets_include=bucket_name, nb_prefetcher=2, retries=2,
+                           retry_max_wait=1, incremental_margin=0)
+    rule = proxy.respond(500, times=None, method="GET", match="/%s/bad" % bucket_name)
+    assert fd.backup(plugin).status == "W"
+    rule.cancel()
+    assert journals(fd)
+    moto.boto3_client().delete_object(Bucket=bucket_name, Key="bad")
+    assert fd.backup(plugin, level="I").status == "T"
+    assert not journals(fd)
