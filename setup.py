@@ -40,6 +40,7 @@ setup(
             "boto3",
             "hypothesis",
             "psutil",
+            "fasteners",  # libcloud's LOCAL driver (tests/test_local_provider.py)
         ],
     },
     data_files=data_files,
