@@ -201,11 +201,27 @@ def _page_entries(body, decode):
     return entries
 
 
+class ListingIncomplete(Exception):
+    """A listing page said more follows but gave no way to ask for it (no entry, no NextMarker)."""
+
+
+def _next_marker(body, decode):
+    """The ``<NextMarker>`` of a parsed page (URL-decoded where the page is), or None."""
+    marker = body.findtext(_namespace(body) + "NextMarker")
+    return decode(marker, errors="strict") if marker else None
+
+
 def _s3_pages(drv, container, prefix, retry):
     """Yield the entries of each ListObjects page, with exact key names.
 
     The next page is requested (on a helper thread of this process) as soon as the last key
     of the current one is known, so the server works while this page is turned into entries.
+
+    A truncated page goes on from its ``<NextMarker>``, else from its last key: a page may hold
+    no ``<Contents>`` and still a NextMarker (S3 does that where a delimiter folds keys into
+    CommonPrefixes).  A truncated page with neither says the listing goes on without saying
+    where: it is asked for again from the same marker (the answer may be a passing fault), and
+    if it stays so the listing ends with ListingIncomplete, never as if the bucket ended there.
     """
     from concurrent.futures import ThreadPoolExecutor
 
@@ -216,24 +232,42 @@ def _s3_pages(drv, container, prefix, retry):
     params = {"encoding-type": "url"}
     if prefix:
         params["prefix"] = prefix
-    def next_page(marker):
-        params["marker"] = marker
-        return ahead.submit(_s3_page, drv, path, dict(params), "listing of %s after %r" % (container.name, marker),
-                            retry)
+
+    def request(marker):
+        page_params = dict(params)
+        what = "listing of %s" % container.name
+        if marker is not None:
+            page_params["marker"] = marker
+            what += " after %r" % marker
+        return ahead.submit(_s3_page, drv, path, page_params, what, retry)
 
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="bareos-libcloud-page") as ahead:
-        pending = ahead.submit(_s3_page, drv, path, dict(params), "listing of %s" % container.name, retry)
+        marker = None  # the marker of the page in hand (None: the first page)
+        stuck = None  # the attempts at a page that gave no way on
+        pending = request(marker)
         while pending is not None:
             page = pending.result()
             pending = None
-            marker = _peek_next_marker(page)
-            if marker is not None:
-                pending = next_page(marker)  # before this page is parsed: the server works meanwhile
+            following = _peek_next_marker(page)
+            if following is not None and following != marker:
+                pending = request(following)  # before this page is parsed: the server works meanwhile
             body = _parse(page)
             decode = _url_decode if text(body, "EncodingType") == "url" else (lambda name, errors=None: name)
             entries = _page_entries(body, decode)
-            if pending is None and entries and text(body, "IsTruncated") == "true":
-                pending = next_page(entries[-1][0])
+            if pending is None and text(body, "IsTruncated") == "true":
+                following = _next_marker(body, decode) or (entries[-1][0] if entries else None)
+                if following is None or following == marker:
+                    where = "after %r" % marker if marker is not None else "at its start"
+                    problem = "a page %s was truncated but named no next key (no entries, no NextMarker)" % where
+                    stuck = stuck or retry.start("listing of %s %s" % (container.name, where))
+                    if not stuck.retry(problem):
+                        raise ListingIncomplete("the listing did not finish: " + problem)
+                    following = marker
+                else:
+                    stuck = None
+                pending = request(following)
+            if pending is not None:
+                marker = following
             if entries:
                 yield entries
 
@@ -285,14 +319,20 @@ def shard_of(bucket, key, count):
 
 
 def _batches(drv, container, prefix, retry, shard=None):
+    """Batches of entries; when the listing fails, the entries listed before it come first."""
     batch = []
-    for entry in _entries(drv, container, prefix, retry):
-        if shard and shard_of(container.name, entry[0], shard[1]) != shard[0]:
-            continue
-        batch.append(entry)
-        if len(batch) >= BATCH:
+    try:
+        for entry in _entries(drv, container, prefix, retry):
+            if shard and shard_of(container.name, entry[0], shard[1]) != shard[0]:
+                continue
+            batch.append(entry)
+            if len(batch) >= BATCH:
+                yield batch
+                batch = []
+    except Exception:
+        if batch:
             yield batch
-            batch = []
+        raise
     if batch:
         yield batch
 
@@ -304,11 +344,13 @@ def list_all(drv, config, retry):
     try:
         containers, warnings = select_buckets(drv, config, retry)
         # Force the first listing request now, so refused credentials fail the job at start.
-        first = None
+        first = first_failure = None
         while containers and first is None:
             iterator = _batches(drv, containers[0], prefix, retry, shard)
             try:
                 first = next(iterator, [])
+            except ListingIncomplete as exc:  # the store answered: a failure of this bucket only
+                first, first_failure = [], exc
             except Exception as exc:  # noqa: BLE001 - classified below
                 if not _is_missing_bucket(exc):
                     raise
@@ -324,6 +366,8 @@ def list_all(drv, config, retry):
             if index == 0:
                 if first:
                     yield ("entries", container.name, first)
+                if first_failure is not None:
+                    raise first_failure
                 batches = iterator
             else:
                 batches = _batches(drv, container, prefix, retry, shard)
@@ -335,6 +379,8 @@ def list_all(drv, config, retry):
             elif _is_missing_bucket(exc):
                 yield ("warning", "bucket %r disappeared while it was listed" % container.name)
                 yield ("bucket_done", container.name)
+            elif isinstance(exc, ListingIncomplete):
+                yield ("bucket_failed", container.name, str(exc))
             else:
                 yield ("bucket_failed", container.name, _error_text(exc))
             continue

@@ -168,7 +168,12 @@ class RestoreSession:
         """Finish the object: mode and mtime, then rename into place.  A copy with fewer bytes
         than the object's size is dropped instead (IncompleteCopy).  More bytes are kept: outside
         the S3 family a large object is cataloged with its listed size, which need not be what
-        its download gives (a Swift manifest lists 0 bytes)."""
+        its download gives (a Swift manifest lists 0 bytes).
+
+        After a failed write the object was already dropped (``abandon``) and named in an
+        error; Bareos still calls IO_CLOSE then, which has nothing left to do or report."""
+        if self.fd < 0:
+            return
         held = os.fstat(self.fd).st_size  # not the bytes written: sparse blocks are holes
         if self.expected is not None and held < self.expected:
             self.abandon()

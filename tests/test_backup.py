@@ -195,11 +195,18 @@ def test_differential_saves_everything_since_the_full(moto, fd, bucket_name):
 
 
 def test_estimate_lists_without_reading(moto, fd, bucket_name):
+    """An estimate lists; it never downloads an object (the object store sees no request for one:
+    every request goes through a proxy that logs it)."""
     moto.make_bucket(bucket_name, SMALL)
-    result = fd.estimate(plugin_string(moto, buckets_include=bucket_name, **opts()))
+    with FaultProxy(moto.host, moto.port) as proxy:
+        result = fd.estimate(plugin_string(moto, via=proxy, buckets_include=bucket_name, **opts()))
+        requests = [(e.method, e.path) for e in proxy.log]
+    assert result.status == "T", result.messages
     assert result.summary["files"] == len(SMALL)
     assert result.summary["bytes"] == sum(len(v) for v in SMALL.values())
-    assert "plugin_io" not in result.call_names()
+    bucket_level = {"/" + bucket_name, "/" + bucket_name + "/"}
+    assert ("GET", "/" + bucket_name) in requests or ("GET", "/" + bucket_name + "/") in requests  # listed
+    assert [r for r in requests if r[1] not in bucket_level and r[1] != "/"] == []  # no object asked for
     assert len(result.listing) == len(SMALL)
     assert any(line.endswith(fname(bucket_name, "a.txt")) for line in result.listing)
 
@@ -342,12 +349,15 @@ def test_restore_honours_replace(moto, fd, bucket_name, tmp_path):
 def test_restore_with_empty_where_is_refused(moto, fd, bucket_name, tmp_path, monkeypatch):
     moto.make_bucket(bucket_name, {"k": b"v", "j": b"w"})
     assert fd.backup(plugin_string(moto, buckets_include=bucket_name, **opts())).status == "T"
-    monkeypatch.chdir(tmp_path)
+    cwd = tmp_path / "cwd"  # where a relative (empty) where would land
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
     result = fd.restore(where="")
+    assert os.listdir(cwd) == [] and sorted(os.listdir(tmp_path)) == ["cwd", "fd"]
+    assert not os.path.exists("/@libcloud")  # the objects' own names (empty where: ofname == fname)
     assert result.status == "f"
     fatals = plugin_fatals(result)
     assert len(fatals) == 1 and "where=" in fatals[0]
-    assert not os.path.exists("/@libcloud") and not os.listdir(tmp_path) == ["@libcloud"]
 
 
 def test_a_key_that_is_also_a_folder(moto, fd, bucket_name, tmp_path):

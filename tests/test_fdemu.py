@@ -534,3 +534,61 @@ def test_a_fileset_without_signature_computes_no_digest(tmp_path):
     volume.finish(record)
     volume.close()
     assert record.md5 == "" and record.md5_base64 == "" and record.read_bytes() == b"abc"
+
+
+# ------------------------------------------------------------------ sparse
+BLOCK = 262144 - 8  # the IO_READ count with sparse=yes: 8 bytes of each record hold its offset
+
+
+def sparse_flags():
+    flags = bytearray.fromhex("02c0000800")
+    flags[0] |= 1 << 5  # FO_SPARSE
+    return bytes(flags)
+
+
+def sparse_backup(fd, tmp_path, blocks):
+    """Back up one file made of ``blocks`` (bytes), sparse=yes; returns (data, FileRecord)."""
+    data = b"".join(blocks)
+    assert data.decode("ascii")  # memfiles encodes its data as UTF-8
+    files = write_files(tmp_path, [{"fname": "/@trace/bkt/disk", "data": data.decode("ascii"),
+                                    "mtime": 1700000000, "ctime": 1700000000}])
+    result = fd.backup(plugin(tmp_path, files=files), fileset_options=sparse_flags())
+    assert result.status == "T", result.messages
+    return data, result.file("/@trace/bkt/disk")
+
+
+def record_offsets(record):
+    return [int.from_bytes(r[:8], "big") for r in record.iter_records()]
+
+
+def test_sparse_serial_path_always_sends_the_last_block(fd, tmp_path, monkeypatch):
+    """backup.cc SendPlainDataSerially/SendDataToSd (MaximumWorkersPerJob = 0): a full zero
+    block is skipped only when it ends before the file's end (fileAddr + length < st_size), so
+    a file whose size is an exact multiple of the read size and ends in a zero block comes back
+    whole. The old rule (length + read size < st_size, whatever the offset) dropped that block."""
+    import fdemu.backup
+    monkeypatch.setattr(fdemu.backup, "MAX_WORKERS_PER_JOB", 0, raising=False)
+    x, zero = b"x" * BLOCK, bytes(BLOCK)
+    data, record = sparse_backup(fd, tmp_path, [x, zero, x, zero])
+    assert record_offsets(record) == [0, 2 * BLOCK, 3 * BLOCK]  # the inner zero block skipped
+    assert record.read_bytes() == data  # what a restore writes: the whole file
+
+
+def test_sparse_small_file_skips_a_leading_zero_block(fd, tmp_path):
+    """A file shorter than two reads always takes the serial path: its full zero first block ends
+    before the file's end and is skipped (the old rule needed st_size > 2 reads)."""
+    data, record = sparse_backup(fd, tmp_path, [bytes(BLOCK), b"tail" * 25])
+    assert record_offsets(record) == [BLOCK]
+    assert record.read_bytes() == data
+
+
+def test_sparse_parallel_path_drops_a_zero_block_at_the_very_end(fd, tmp_path):
+    """SendPlainData's pipeline (the default: MaximumWorkersPerJob 2, files of two reads or
+    more) skips a full zero block when length + read size < st_size: for a file longer than two
+    reads that includes a zero block at the very end, so Bareos's copy is one block short."""
+    x, zero = b"x" * BLOCK, bytes(BLOCK)
+    data, record = sparse_backup(fd, tmp_path, [x, zero, x, zero])
+    assert record_offsets(record) == [0, 2 * BLOCK]
+    assert record.read_bytes() == data[:-BLOCK]
+    data, record = sparse_backup(fd, tmp_path, [x, zero])  # exactly two reads: nothing skipped
+    assert record_offsets(record) == [0, BLOCK] and record.read_bytes() == data

@@ -15,6 +15,10 @@ from .job import (M_ERROR, M_FATAL, M_INFO, M_NOTSAVED, M_SKIPPED, bRC_Error,
                   bRC_More, bRC_OK, bRC_Seen, bRC_Skip, bRC_Stop, strerror)
 
 READ_SIZE = 262144                     # 256 KiB: trace section 1, row 8
+#: The Client's "Maximum Workers Per Job" (filed_conf.cc; default 2, 0 turns the pipeline off).
+#: With workers, backup.cc SendPlainData sends a file of at least two reads through its parallel
+#: pipeline, which has its own rule for skipping sparse blocks (see BackupRun.skips_block).
+MAX_WORKERS_PER_JOB = 2
 FT_LNKSAVED, FT_REGE, FT_REG, FT_LNK, FT_DIREND, FT_SPEC = 1, 2, 3, 4, 5, 6
 FT_NOACCESS, FT_NOFOLLOW, FT_NOSTAT, FT_NOCHG, FT_DIRNOCHG = 7, 8, 9, 10, 11
 FT_ISARCH, FT_NORECURSE, FT_NOFSCHG, FT_NOOPEN, FT_RAW, FT_FIFO = 12, 13, 14, 15, 16, 17
@@ -456,20 +460,41 @@ class BackupRun:
         record.read_error = True
 
     def store(self, record, state, data):
-        """SendPlainData for one block. With sparse=yes a block is not sent when it is all
-        zeros, exactly one read long, and two reads are less than the statp size (a short last
-        block is always sent, so the restore gets the size back); the digest skips it too.
-        Every sent block carries its file offset."""
+        """SendPlainData for one block: with sparse=yes an all-zero block may be skipped (see
+        ``skips_block``; the digest skips it too). Every sent block carries its file offset."""
         offset = state.position
         state.position += len(data)
         self.summary["bytes_read"] += len(data)
-        if state.sparse:
-            size = _signed64(record.statp["st_size"])
-            if len(data) == state.read_size and len(data) + state.read_size < size \
-                    and data.count(0) == len(data):
-                return
+        if state.sparse and self.skips_block(record, state, offset, data):
+            return
         self.volume.write(record, data, offset if state.sparse else None)
         self.summary["bytes_written"] += len(data)
+
+    @staticmethod
+    def skips_block(record, state, offset, data):
+        """Whether Bareos leaves this block out of a sparse backup (backup.cc, read there).
+
+        A block is skipped only when it is all zeros and exactly one read long, and then:
+        - ``SendPlainDataSerially`` / ``SendDataToSd`` (a file smaller than two reads,
+          MAX_WORKERS_PER_JOB = 0, or encryption): when it ends before the file's end
+          (``fileAddr + length < st_size``), so the last block is always sent and the restore
+          gets the size back;
+        - SendPlainData's parallel pipeline (the default for a file of at least two reads):
+          when ``length + read size < st_size``. The block's offset is not part of that test,
+          so a full zero block at the very end of a file longer than two reads is skipped too,
+          and the file restores short (its size is an exact multiple of the read size).
+        Unsized FT_RAW/FT_FIFO files (st_size 0) skip every full zero block (both paths; the
+        serial one also tests a short block, against the whole read buffer: not emulated).
+        """
+        size = record.statp["st_size"] % (1 << 64)  # compared as uint64_t there
+        length, read_size = len(data), state.read_size
+        if record.type in (FT_RAW, FT_FIFO) and size == 0:
+            candidate = length == read_size
+        elif MAX_WORKERS_PER_JOB > 0 and size >= 2 * read_size:
+            candidate = length == read_size and length + read_size < size
+        else:
+            candidate = length == read_size and offset + length < size
+        return candidate and data.count(0) == length
 
     def plugin_io(self, iop, info, on_enter=None):
         """PyPluginIO: an exception sets status -1 (and M_FATAL)."""
