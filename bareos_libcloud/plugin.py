@@ -388,8 +388,14 @@ class BareosFdPluginLibcloud:
         if reader is None or backup is None:
             iop.status, iop.io_errno = -1, errno.EBADF
             return fd.bRC_Error
+        count = iop.count
+        if self.item.size - reader.sent == count > 1:
+            # Never a full read that ends the object: with sparse=yes, Bareos's parallel read
+            # pipeline (Maximum Workers Per Job, default 2) drops a full all-zero block even at
+            # the end of a file (backup.cc SendPlainData), and the restore would be short.
+            count -= 1
         try:
-            piece = reader.read(iop.count)
+            piece = reader.read(count)
         except (JobCancelled, PoolFailed):
             piece = None
         if piece is None:
