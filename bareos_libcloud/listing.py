@@ -9,11 +9,11 @@ unparsable (radosgw sends it raw), and libcloud's own iterator cannot resume aft
 page.  Here a failed page is retried from its marker; the listing never restarts.
 """
 
-import hashlib
 import re
 from urllib.parse import unquote_plus
 
 from .driver import is_s3_family
+from .shards import shard_of
 from .timeutil import to_epoch
 
 BATCH = 1000
@@ -77,7 +77,9 @@ def _retrying(call, what, retry):
 
 
 def select_buckets(drv, config, retry):
-    """``(containers, warnings)`` for buckets_include/buckets_exclude."""
+    """``(containers, notes)`` for buckets_include/buckets_exclude; ``notes`` are lister messages:
+    a bucket named in buckets_include that does not exist is an error (nothing of it is saved),
+    one named in buckets_exclude a warning."""
     include = config.get("buckets_include")
     exclude = set(config.get("buckets_exclude") or ())
     warnings = []
@@ -90,14 +92,15 @@ def select_buckets(drv, config, retry):
                 chosen.append(_retrying(lambda name=name: drv.get_container(name), "bucket %s" % name, retry))
             except Exception as exc:  # noqa: BLE001 - classified below
                 if _is_missing_bucket(exc):
-                    warnings.append("bucket %r named in buckets_include does not exist" % name)
+                    warnings.append(("error", "bucket %r named in buckets_include does not exist; "
+                                              "nothing of it is saved" % name))
                 else:
                     raise
         return chosen, warnings
     containers = _retrying(lambda: list(drv.iterate_containers()), "the list of buckets", retry)
     names = {c.name for c in containers}
     for name in sorted(exclude - names):
-        warnings.append("bucket %r named in buckets_exclude does not exist" % name)
+        warnings.append(("warning", "bucket %r named in buckets_exclude does not exist" % name))
     return [c for c in containers if c.name not in exclude], warnings
 
 
@@ -312,12 +315,6 @@ def _retry_each_request(drv, retry, what):
     drv.connection.retryCls = RetryByPolicy
 
 
-def shard_of(bucket, key, count):
-    """The shard (1..count) of an object: stable across jobs, hosts and Python versions."""
-    digest = hashlib.sha1(("%s\0%s" % (bucket, key)).encode("utf-8", "surrogatepass")).digest()
-    return int.from_bytes(digest[:8], "big") % count + 1
-
-
 def _batches(drv, container, prefix, retry, shard=None):
     """Batches of entries; when the listing fails, the entries listed before it come first."""
     batch = []
@@ -354,12 +351,12 @@ def list_all(drv, config, retry):
             except Exception as exc:  # noqa: BLE001 - classified below
                 if not _is_missing_bucket(exc):
                     raise
-                warnings.append("bucket %r does not exist" % containers.pop(0).name)
+                warnings.append(("error", "bucket %r does not exist; nothing of it is saved"
+                                 % containers.pop(0).name))
     except Exception as exc:  # noqa: BLE001 - reported as the job's fatal error
         yield ("fatal", _startup_failure(exc, config))
         return
-    for text in warnings:
-        yield ("warning", text)
+    yield from warnings
     yield ("ready", [c.name for c in containers])
     for index, container in enumerate(containers):
         try:

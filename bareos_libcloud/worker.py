@@ -6,7 +6,8 @@ them.  A helper never touches ``bareosfd``; it reports and the job thread writes
 Lister -> job::
 
     ("ready", [bucket names])      credentials and buckets checked
-    ("warning", text)              e.g. a named bucket that does not exist
+    ("warning", text)              e.g. a bucket named in buckets_exclude that does not exist
+    ("error", text)                e.g. a bucket named in buckets_include that does not exist
     ("entries", bucket, [(key, size, mtime, etag, md5), ...])   md5: of the content, where a
                                                                  generic listing states it
     ("bucket_done", bucket)        the bucket was listed completely

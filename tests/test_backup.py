@@ -219,10 +219,11 @@ def test_buckets_include_exclude_and_prefix(moto, fd, bucket_name):
         plugin_string(moto, buckets_include="%s,%s,missing-bucket-zz" % (one, two),
                       buckets_exclude=two, prefix="logs/", **opts())
     )
-    assert result.status == "T"
+    # A named bucket that does not exist is an error: the job ends "OK -- with warnings".
+    assert result.status == "W"
     assert set(saved(result)) == {fname(one, "logs/1"), fname(one, "logs/2")}
-    warnings = result.texts(5)
-    assert any("'missing-bucket-zz'" in w and "does not exist" in w for w in warnings)
+    errors = result.texts(4)
+    assert len(errors) == 1 and "'missing-bucket-zz'" in errors[0] and "does not exist" in errors[0]
 
 
 def test_buckets_exclude_without_include(moto, fd, bucket_name):
