@@ -95,3 +95,23 @@ def test_an_entry_for_an_object_that_no_longer_exists_is_dropped(moto, proxy, fd
     moto.boto3_client().delete_object(Bucket=bucket_name, Key="bad")
     assert fd.backup(plugin, level="I").status == "T"
     assert not journals(fd)
+
+
+def test_an_object_deleted_before_bareos_reads_it_on_demand_is_vanished_not_failed(moto, proxy, fd, bucket_name):
+    """Accurate mode: an old object new to the catalog (the selection grew) is declared from the
+    listing and read only when Bareos opens it; gone by then, it counts as vanished: a warning,
+    not an error of the plugin's, nothing journaled."""
+    moto.make_bucket(bucket_name, {"x/1": b"1", "y/old": b"o"})
+    time.sleep(1.1)
+    narrow = plugin_string(moto, via=proxy, buckets_include=bucket_name, nb_prefetcher=2, prefix="x/")
+    assert fd.backup(narrow, accurate=True).status == "T"
+    proxy.respond(404, times=None, method="GET", match="/%s/y/old" % bucket_name)
+    wide = plugin_string(moto, via=proxy, buckets_include=bucket_name, nb_prefetcher=2)
+    inc = fd.backup(wide, level="I", accurate=True)
+    # Bareos was told about it already: its own "Cannot open" (M_NOTSAVED) makes the job "OK --
+    # with warnings"; the plugin adds no error of its own.
+    assert inc.status == "W", inc.messages
+    assert not [t for t in inc.texts(4) if "libcloud:" in t]
+    assert any("'y/old'" in t and "deleted before it could be read" in t for t in inc.texts(5))
+    assert any("1 vanished, 0 failed" in t for t in inc.texts(6)), inc.messages
+    assert not journals(fd)
