@@ -19,6 +19,8 @@ DEFAULT_TIMEOUT = 60
 DEFAULT_PROGRESS_INTERVAL = 10000
 DEFAULT_RETRIES = 5
 DEFAULT_RETRY_MAX_WAIT = 30
+DEFAULT_INCREMENTAL_MARGIN = 3600
+MAX_INCREMENTAL_MARGIN = 30 * 86400
 
 #: Options whose values are secrets: never shown in any message.
 SECRET_OPTIONS = frozenset({"key", "secret", "token", "password"})
@@ -27,6 +29,8 @@ _TRUE = {"1", "true", "yes", "on", "y", "t"}
 _FALSE = {"0", "false", "no", "off", "n", "f"}
 _SIZE_RE = re.compile(r"^\s*(\d+)\s*([kmgt]?)(i?b)?\s*$", re.IGNORECASE)
 _SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+_DURATION_RE = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$", re.IGNORECASE)
+_DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 _KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -137,6 +141,17 @@ def parse_size(name, value, minimum=None, maximum=None):
     return number
 
 
+def parse_duration(name, value, minimum=None, maximum=None):
+    """Seconds: ``3600``, ``90s``, ``30m``, ``2h``, ``1d``."""
+    match = _DURATION_RE.match(value)
+    if not match:
+        raise OptionError("option %s=%r is not a duration (seconds, or a number with s, m, h or d, e.g. 30m)"
+                          % (name, value))
+    number = int(match.group(1)) * _DURATION_UNITS[match.group(2).lower()]
+    _check_range(name, number, minimum, maximum)
+    return number
+
+
 def _check_range(name, number, minimum, maximum):
     if minimum is not None and number < minimum:
         raise OptionError("option %s=%d is too small (minimum %d)" % (name, number, minimum))
@@ -200,6 +215,7 @@ PLUGIN_OPTIONS = {
     "fail_on_error": parse_bool,
     "python": _absolute_path,
     "ca_file": _readable_file,
+    "incremental_margin": _ranged(parse_duration, 0, MAX_INCREMENTAL_MARGIN),
 }
 
 #: Driver options the plugin converts before passing them on.
@@ -228,6 +244,7 @@ class Options:
     retry_max_wait: int = DEFAULT_RETRY_MAX_WAIT
     fail_on_error: bool = False
     shard: tuple = None  # (k, n): this job saves shard k of n (1 <= k <= n)
+    incremental_margin: int = DEFAULT_INCREMENTAL_MARGIN  # seconds
     secrets: tuple = ()
     warnings: list = field(default_factory=list)
 

@@ -129,3 +129,35 @@ def test_parser_never_crashes_and_never_leaks(text):
         optset.build()
     except OptionError as exc:
         assert "S3CRETVALUE" not in str(exc) and "K3YVALUE" not in str(exc)
+
+
+# -- incremental_margin ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "value, seconds",
+    [("3600", 3600), ("0", 0), ("90s", 90), ("30m", 1800), ("2h", 7200), ("2H", 7200), (" 1d ", 86400),
+     ("30d", 30 * 86400)],
+)
+def test_incremental_margin_takes_seconds_or_a_unit(value, seconds):
+    assert build(BASE + "incremental_margin=%s:" % value).incremental_margin == seconds
+
+
+def test_incremental_margin_defaults_to_an_hour():
+    assert build(BASE).incremental_margin == 3600
+
+
+@pytest.mark.parametrize(
+    "value, needle",
+    [
+        ("2w", "incremental_margin='2w' is not a duration"),
+        ("1.5h", "incremental_margin='1.5h' is not a duration"),
+        ("-1", "incremental_margin='-1' is not a duration"),
+        ("h", "incremental_margin='h' is not a duration"),
+        ("31d", "incremental_margin=2678400 is too large (maximum 2592000)"),
+    ],
+)
+def test_a_bad_incremental_margin_names_the_problem(value, needle):
+    with pytest.raises(OptionError) as err:
+        build(BASE + "incremental_margin=%s:" % value)
+    assert needle in str(err.value)
