@@ -2,10 +2,13 @@
 
 bareos-fd hands Python the FileSet's ``key=value`` pairs joined by ``:`` with a trailing ``:``
 (``module_path``/``module_name`` already removed, backslashes kept).  ``\\:`` escapes a colon
-inside a value and ``\\\\`` a backslash.  Every option this module does not know is passed to the
-libcloud driver.  Nothing here imports libcloud: the job's own interpreter stays network-free.
+inside a value and ``\\\\`` a backslash.  Every option this module does not know goes to the
+libcloud driver, which takes only the names its class's ``__init__`` takes (checked in the helper
+that builds the driver, driver.make_driver, with :func:`check_names`); any other name fails the
+job.  Nothing here imports libcloud: the job's own interpreter stays network-free.
 """
 
+import difflib
 import os
 import re
 import stat
@@ -19,6 +22,8 @@ DEFAULT_TIMEOUT = 60
 DEFAULT_PROGRESS_INTERVAL = 10000
 DEFAULT_RETRIES = 5
 DEFAULT_RETRY_MAX_WAIT = 30
+DEFAULT_INCREMENTAL_MARGIN = 3600
+MAX_INCREMENTAL_MARGIN = 30 * 86400
 
 #: Options whose values are secrets: never shown in any message.
 SECRET_OPTIONS = frozenset({"key", "secret", "token", "password"})
@@ -27,6 +32,8 @@ _TRUE = {"1", "true", "yes", "on", "y", "t"}
 _FALSE = {"0", "false", "no", "off", "n", "f"}
 _SIZE_RE = re.compile(r"^\s*(\d+)\s*([kmgt]?)(i?b)?\s*$", re.IGNORECASE)
 _SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+_DURATION_RE = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$", re.IGNORECASE)
+_DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 _KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -137,6 +144,17 @@ def parse_size(name, value, minimum=None, maximum=None):
     return number
 
 
+def parse_duration(name, value, minimum=None, maximum=None):
+    """Seconds: ``3600``, ``90s``, ``30m``, ``2h``, ``1d``."""
+    match = _DURATION_RE.match(value)
+    if not match:
+        raise OptionError("option %s=%r is not a duration (seconds, or a number with s, m, h or d, e.g. 30m)"
+                          % (name, value))
+    number = int(match.group(1)) * _DURATION_UNITS[match.group(2).lower()]
+    _check_range(name, number, minimum, maximum)
+    return number
+
+
 def _check_range(name, number, minimum, maximum):
     if minimum is not None and number < minimum:
         raise OptionError("option %s=%d is too small (minimum %d)" % (name, number, minimum))
@@ -200,11 +218,25 @@ PLUGIN_OPTIONS = {
     "fail_on_error": parse_bool,
     "python": _absolute_path,
     "ca_file": _readable_file,
-    "incremental_margin": _ranged(parse_int, 0, 30 * 86400),
+    "incremental_margin": _ranged(parse_duration, 0, MAX_INCREMENTAL_MARGIN),
 }
+
+#: The other names the plugin reads itself (``key`` and ``secret`` also go to the driver).
+OWN_OPTIONS = ("provider", "credentials_file", "key", "secret")
 
 #: Driver options the plugin converts before passing them on.
 DRIVER_OPTIONS = {"port": _ranged(parse_int, 1, 65535), "secure": parse_bool}
+
+
+class DriverKwargs(dict):
+    """The options that go to the libcloud driver, in the job's helper processes.
+
+    ``unshown``: the names among them that directly follow a secret option in a plugin string.
+    Such a name may be the tail of the secret's value (a ``:`` in it written unescaped), so a
+    message about it does not show it.
+    """
+
+    unshown = frozenset()
 
 
 @dataclass
@@ -212,7 +244,7 @@ class Options:
     """Validated options of one job."""
 
     provider: str
-    driver_kwargs: dict = field(default_factory=dict)
+    driver_kwargs: DriverKwargs = field(default_factory=DriverKwargs)
     buckets_include: list = None
     buckets_exclude: list = field(default_factory=list)
     prefix: str = None
@@ -228,8 +260,8 @@ class Options:
     retries: int = DEFAULT_RETRIES
     retry_max_wait: int = DEFAULT_RETRY_MAX_WAIT
     fail_on_error: bool = False
-    incremental_margin: int = 3600
     shard: tuple = None  # (k, n): this job saves shard k of n (1 <= k <= n)
+    incremental_margin: int = DEFAULT_INCREMENTAL_MARGIN  # seconds
     secrets: tuple = ()
     warnings: list = field(default_factory=list)
 
@@ -244,6 +276,44 @@ class Options:
         )
 
 
+def _closest(name, known):
+    """The known name closest to ``name`` (compared ignoring case), or None."""
+    by_lower = {}
+    for candidate in sorted(known):
+        by_lower.setdefault(candidate.lower(), candidate)
+    match = difflib.get_close_matches(name.lower(), list(by_lower), n=1, cutoff=0.7)
+    return by_lower[match[0]] if match else None
+
+
+def check_names(names, driver_params=(), unshown=(), driver=None):
+    """Raise :class:`OptionError` for the first of ``names`` that neither the plugin reads nor
+    ``driver_params`` (the parameters of the libcloud driver for ``driver``) holds.
+
+    The message names the option and the closest known name.  Names are case-sensitive.
+    """
+    known = set(PLUGIN_OPTIONS) | set(OWN_OPTIONS) | set(driver_params)
+    for name in names:
+        if name in known:
+            continue
+        if name in unshown:
+            raise OptionError(
+                "an unknown option follows a secret option in the plugin string; its name is not shown, "
+                "as it may be the end of the secret (write a ':' inside a value as '\\:')"
+            )
+        closest = _closest(name, known)
+        if closest is not None:
+            raise OptionError("unknown option %s (did you mean %s?)" % (name, closest))
+        if driver:
+            raise OptionError("unknown option %s (neither the plugin's nor %s)"
+                              % (name, driver_takes(driver, driver_params)))
+        raise OptionError("unknown option %s (not one of the plugin's options)" % name)
+
+
+def driver_takes(driver, driver_params):
+    """``the libcloud driver for S3, which takes: host, port, ...``"""
+    return "the libcloud driver for %s, which takes: %s" % (driver, ", ".join(sorted(set(driver_params) - {"key"})))
+
+
 class OptionSet:
     """Collects raw options over the several parse_plugin_definition calls of a job.
 
@@ -254,15 +324,20 @@ class OptionSet:
         self.raw = {}
         self.seen_strings = set()
         self.warnings = []
+        self.after_secret = set()  # names that directly follow a secret option in a plugin string
 
     def add_string(self, text):
         """Merge one plugin string; returns True when it brought anything new."""
         if text in self.seen_strings:
             return False
         self.seen_strings.add(text)
+        previous = None
         for key, value in split_plugin_string(text):
             if not _KEY_RE.match(key):
                 raise OptionError("plugin option name %r is not valid" % key[:40])
+            if previous is not None and is_secret_option(previous):
+                self.after_secret.add(key)
+            previous = key
             if key in self.raw:
                 if self.raw[key] != value:
                     shown = "" if is_secret_option(key) else " (%r kept)" % self.raw[key]
@@ -296,11 +371,15 @@ class OptionSet:
                     raise OptionError("option %s in credentials_file %r is empty" % (key, cred_path))
                 raw.setdefault(key, value)
 
-        if not need_remote:
+        if need_remote:
+            self._check_case(raw)
+        else:
             raw.pop("ca_file", None)  # read by backups only: a restore client may not have it
         provider = raw.pop("provider", None)
         if need_remote and provider is None:
             raise OptionError("mandatory option provider is missing (e.g. provider=S3 or provider=S3_RGW)")
+        if provider is not None:
+            provider = provider.strip().upper()  # libcloud's Provider names: s3_rgw is S3_RGW
         opts = Options(provider=provider)
         opts.warnings = warnings
         opts.secrets = tuple(v for k, v in raw.items() if is_secret_option(k) and len(v) >= 3)
@@ -309,6 +388,15 @@ class OptionSet:
                 setattr(opts, name, parse(name, raw.pop(name)))
         for key, value in raw.items():
             opts.driver_kwargs[key] = DRIVER_OPTIONS[key](key, value) if key in DRIVER_OPTIONS else value
+        opts.driver_kwargs.unshown = frozenset(self.after_secret & set(opts.driver_kwargs))
         if need_remote and "key" not in opts.driver_kwargs:
             raise OptionError("mandatory option key is missing (in the plugin string or a credentials_file)")
         return opts
+
+    def _check_case(self, raw):
+        """Refuse a name that differs from one the plugin reads only in case (``Buckets_Include``).
+
+        Every other name may be a driver parameter: the helper that builds the driver checks it.
+        """
+        own = {name.lower() for name in list(PLUGIN_OPTIONS) + list(OWN_OPTIONS)}
+        check_names([name for name in raw if name.lower() in own], unshown=self.after_secret)

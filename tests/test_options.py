@@ -1,12 +1,13 @@
 """Option parsing: the plugin string, the credentials file, and clear errors."""
 
 import os
+import pickle
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bareos_libcloud.options import OptionError, OptionSet, split_plugin_string
+from bareos_libcloud.options import OptionError, OptionSet, check_names, split_plugin_string
 
 BASE = "provider=S3_RGW:key=AKEY:secret=SEKRET:host=127.0.0.1:port=9000:secure=false:"
 
@@ -129,3 +130,113 @@ def test_parser_never_crashes_and_never_leaks(text):
         optset.build()
     except OptionError as exc:
         assert "S3CRETVALUE" not in str(exc) and "K3YVALUE" not in str(exc)
+
+
+# -- names the plugin does not know ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name, suggested",
+    [("Buckets_Include", "buckets_include"), ("PREFIX", "prefix"), ("Provider", "provider"), ("Secret", "secret"),
+     ("Incremental_Margin", "incremental_margin")],
+)
+def test_a_plugin_option_in_another_case_is_refused_naming_the_right_one(name, suggested):
+    with pytest.raises(OptionError) as err:
+        build(BASE + "%s=x:" % name)
+    assert str(err.value) == "unknown option %s (did you mean %s?)" % (name, suggested)
+
+
+def test_a_case_variant_in_the_credentials_file_is_refused_too(tmp_path):
+    creds = tmp_path / "creds"
+    creds.write_text("key=FILEKEY\nsecret=FILESECRET\nBuckets_Include=photos\n")
+    os.chmod(creds, 0o600)
+    with pytest.raises(OptionError) as err:
+        build("provider=S3:credentials_file=%s:" % creds)
+    assert "unknown option Buckets_Include (did you mean buckets_include?)" in str(err.value)
+    assert "FILESECRET" not in str(err.value) and "FILEKEY" not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "names, params, expected",
+    [
+        (["bucket_include"], (), "unknown option bucket_include (did you mean buckets_include?)"),
+        (["bucket_exclude"], (), "unknown option bucket_exclude (did you mean buckets_exclude?)"),
+        (["prefixes"], ("host", "region"), "unknown option prefixes (did you mean prefix?)"),
+        (["host", "regoin"], ("key", "host", "region"), "unknown option regoin (did you mean region?)"),
+        (["Region"], ("key", "region"), "unknown option Region (did you mean region?)"),
+        (["zzz"], ("key", "secret", "host", "port", "secure"),
+         "unknown option zzz (neither the plugin's nor the libcloud driver for MINIO, which takes: host, port, "
+         "secret, secure)"),
+    ],
+)
+def test_check_names_names_the_option_and_the_closest_known_name(names, params, expected):
+    with pytest.raises(OptionError) as err:
+        check_names(names, params, driver="MINIO")
+    assert str(err.value) == expected
+
+
+def test_check_names_accepts_the_plugins_and_the_drivers_names():
+    check_names(["buckets_include", "incremental_margin", "key", "secret", "provider", "signature_version"],
+                {"key", "secret", "signature_version"}, driver="S3_RGW")
+
+
+def test_a_name_right_after_a_secret_is_never_shown():
+    """``secret=abc:TAIL=x``: an unescaped ':' in the secret makes its end look like an option."""
+    opts = build("provider=S3:key=AKEY:secret=abc:TAILSECRET=x:host=h:")
+    assert "TAILSECRET" in opts.driver_kwargs.unshown and "host" not in opts.driver_kwargs.unshown
+    with pytest.raises(OptionError) as err:
+        check_names(list(opts.driver_kwargs), {"key", "secret", "host"}, opts.driver_kwargs.unshown, "S3")
+    assert "TAILSECRET" not in str(err.value) and "follows a secret option" in str(err.value)
+    # What the helper processes get (pickled) keeps the mark.
+    assert pickle.loads(pickle.dumps(opts.driver_kwargs)).unshown == opts.driver_kwargs.unshown
+
+
+def test_a_driver_parameter_after_a_secret_is_accepted():
+    opts = build("provider=S3:key=AKEY:secret=abc:host=h:bucket_include=x:")
+    assert "host" in opts.driver_kwargs.unshown
+    with pytest.raises(OptionError) as err:  # a typo elsewhere is named as usual
+        check_names(list(opts.driver_kwargs), {"key", "secret", "host"}, opts.driver_kwargs.unshown, "S3")
+    assert str(err.value) == "unknown option bucket_include (did you mean buckets_include?)"
+
+
+def test_a_restore_takes_a_backup_string_with_names_no_longer_known():
+    """A restore builds no driver; a string saved before names were checked still restores."""
+    opts = build("provider=s3:key=AKEY:bucket_include=x:Buckets_Include=y:region=r:", need_remote=False)
+    assert opts.provider == "S3" and opts.driver_kwargs["bucket_include"] == "x"
+
+
+@pytest.mark.parametrize("value", ["s3_rgw", "S3_Rgw", " S3_RGW "])
+def test_provider_names_are_case_insensitive(value):
+    assert build(BASE.replace("provider=S3_RGW", "provider=" + value)).provider == "S3_RGW"
+
+
+# -- incremental_margin ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "value, seconds",
+    [("3600", 3600), ("0", 0), ("90s", 90), ("30m", 1800), ("2h", 7200), ("2H", 7200), (" 1d ", 86400),
+     ("30d", 30 * 86400)],
+)
+def test_incremental_margin_takes_seconds_or_a_unit(value, seconds):
+    assert build(BASE + "incremental_margin=%s:" % value).incremental_margin == seconds
+
+
+def test_incremental_margin_defaults_to_an_hour():
+    assert build(BASE).incremental_margin == 3600
+
+
+@pytest.mark.parametrize(
+    "value, needle",
+    [
+        ("2w", "incremental_margin='2w' is not a duration"),
+        ("1.5h", "incremental_margin='1.5h' is not a duration"),
+        ("-1", "incremental_margin='-1' is not a duration"),
+        ("h", "incremental_margin='h' is not a duration"),
+        ("31d", "incremental_margin=2678400 is too large (maximum 2592000)"),
+    ],
+)
+def test_a_bad_incremental_margin_names_the_problem(value, needle):
+    with pytest.raises(OptionError) as err:
+        build(BASE + "incremental_margin=%s:" % value)
+    assert needle in str(err.value)
