@@ -120,6 +120,23 @@ def test_a_generic_read_of_the_listed_version_confirms_it(moto, bucket_name, mon
     assert messages[-1] == "end" and sent == len(new)
 
 
+@pytest.mark.parametrize("size, etag, error", [
+    (100, "e1", None),
+    (99, "e1", "100 bytes, 99 listed"),
+    (100, "e0", "ETag e1, e0 listed"),
+    (100, None, None),  # no listed ETag: the size is what can be compared
+])
+def test_an_object_read_on_demand_must_match_its_listed_attributes(size, etag, error):
+    from bareos_libcloud import prefetch
+
+    download = prefetch.Download(1, "b", "k", {})
+    download.state, download.size, download.etag = prefetch.COMPLETE, 100, "e1"
+    assert prefetch.changed_since_listed(download, size, etag) is (error is None)
+    if error:
+        assert download.state == prefetch.FAILED
+        assert "changed after its attributes were sent to Bareos (%s)" % error in download.error
+
+
 @pytest.mark.parametrize("status, document, text", [
     (403, "<Error><Code>InvalidObjectState</Code><Message>The operation is not valid for the object's storage "
           "class</Message><StorageClass>GLACIER</StorageClass></Error>",
