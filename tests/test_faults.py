@@ -704,8 +704,6 @@ def test_a_stream_continued_in_another_prefetcher_is_counted_as_resumed(moto, pr
 def test_the_lister_reports_its_retries(moto, proxy, bucket_name):
     """The lister sends ("retried", text) for each retried request, whatever debug says (the job
     counts them, backup.py)."""
-    import threading as _threading
-
     from bareos_libcloud.helpers import Helper, python_executable, stop_servers
     from bareos_libcloud.worker import lister_main
 
@@ -715,7 +713,7 @@ def test_the_lister_reports_its_retries(moto, proxy, bucket_name):
               "secrets": [moto.secret], "buckets_include": [bucket_name], "ca_file": None,
               "driver_kwargs": dict(key=moto.key, secret=moto.secret, host=proxy.host, port=proxy.port,
                                     secure=False, region=moto.region)}
-    lister = Helper("bareos-libcloud-lister", lister_main, config, python_executable(), _threading.Event())
+    lister = Helper("bareos-libcloud-lister", lister_main, config, python_executable(), threading.Event())
     try:
         messages = []
         while not messages or messages[-1][0] not in ("done", "fatal"):
