@@ -11,8 +11,8 @@ import time
 from . import naming
 from .direct import DirectDownload, Signer
 from .helpers import Helper, HelperStartError
-from .prefetch import FAILED, VANISHED, Download, JobCancelled, PrefetchPool
-from .retry import RetryPolicy
+from .prefetch import FAILED, VANISHED, Download, JobCancelled, PrefetchPool, changed_since_listed
+from .retry import FaultCounts, RetryPolicy
 from .streaming import ObjectReader
 from .shards import shard_of
 from .worker import lister_main
@@ -62,9 +62,10 @@ class Item:
         self.size, self.mtime, self.etag, self.md5, self.forced = size, mtime, etag, md5, forced
         self.download = None
 
-    def new_download(self, seq):
+    def new_download(self, seq, if_match=None):
+        """A download by the prefetchers; ``if_match``: only that version (see open_on_demand)."""
         listed = {"size": self.size, "mtime": self.mtime, "etag": self.etag, "md5": self.md5}
-        self.download = Download(seq, self.bucket, self.key, listed)
+        self.download = Download(seq, self.bucket, self.key, listed, if_match)
         return self.download
 
 
@@ -148,6 +149,7 @@ class BackupSession:
         self.pool = None
         self.signer = None
         self.direct = None  # the DirectDownload being read, for a cancel from another thread
+        self.faults = FaultCounts(log.debug)  # retried requests, resumed transfers: for the summary
         if not policy.estimate:
             self.signer = Signer(self.config, python, cancelled)
             self.pool = PrefetchPool(
@@ -160,6 +162,7 @@ class BackupSession:
                 stall_seconds=opts.timeout * 4 + 30,
                 cancelled=cancelled,
                 debug=log.debug,
+                faults=self.faults,
             )
 
     # -- start and end ---------------------------------------------------------------------
@@ -329,19 +332,20 @@ class BackupSession:
             if self._settle(item):
                 return item
 
-    def _new_stream(self, item):
-        """A large object: read by the job itself where the signer can sign its GETs."""
+    def _new_stream(self, item, if_match=None):
+        """A large object: read by the job itself where the signer can sign its GETs.
+        ``if_match``: only that version (see open_on_demand)."""
         if self.signer.usable():
             opts = self.opts
-            retry = RetryPolicy(opts.retries, opts.retry_max_wait, report=self.log.debug,
-                                sleep=self.cancelled.wait)
-            item.download = DirectDownload(item.bucket, item.key, self.signer, retry, opts.timeout, self.cancelled)
+            retry = RetryPolicy(opts.retries, opts.retry_max_wait, sleep=self.cancelled.wait, count=self.faults.count)
+            item.download = DirectDownload(item.bucket, item.key, self.signer, retry, opts.timeout, self.cancelled,
+                                           listed_size=item.size, if_match=if_match)
             return
         if self.signer.why_not:
             self.log.debug("large objects go through the prefetch processes: %s" % self.signer.why_not)
             self.signer.why_not = None
         self.seq += 1
-        item.new_download(self.seq)
+        item.new_download(self.seq, if_match)
 
     def _wait_settled(self, download):
         if isinstance(download, DirectDownload):
@@ -364,10 +368,21 @@ class BackupSession:
         if direct is not None:
             direct.abort()
 
-    def _settle(self, item):
-        """Wait for the item's download to know its attributes; False if it is not saved."""
+    def _settle(self, item, on_demand=False):
+        """Wait for the item's download to know its attributes; False if it is not saved.
+
+        ``on_demand``: Bareos has the listed attributes already (open_on_demand): a download of
+        another version fails, and the caller reports a failure."""
         download = item.download
         self._wait_settled(download)
+        if isinstance(download, DirectDownload) and download.state == FAILED and download.signer_lost:
+            self._release(download)  # no signing process could be started: a prefetcher reads it
+            self.log.debug("%s/%s goes through a prefetch process: %s" % (item.bucket, item.key, download.error))
+            self.seq += 1
+            download = item.new_download(self.seq, download.if_match)
+            self._wait_settled(download)
+        if on_demand:
+            return changed_since_listed(download, item.size, item.etag)
         if download.state == VANISHED:
             self.stats.vanished += 1
             self._release(download)
@@ -409,14 +424,15 @@ class BackupSession:
             self.journal.saved(item.fname)
 
     def open_on_demand(self, item):
-        """Bareos reads an object the plan did not fetch (accurate found it changed)."""
+        """Bareos reads an object the plan did not fetch (accurate found it changed): False when
+        it is not saved (``item.download.error`` says why, unless it vanished)."""
+        # Its listed attributes went to Bareos: read that version only (If-Match), or fail.
         if item.size >= self.policy.prefetch_size:
-            self._new_stream(item)
+            self._new_stream(item, if_match=item.etag)
         else:
             self.seq += 1
-            item.new_download(self.seq)
-        self._wait_settled(item.download)
-        return item.download.state not in (VANISHED, FAILED)
+            item.new_download(self.seq, item.etag)
+        return self._settle(item, on_demand=True)
 
     def reader(self, item):
         """An :class:`~.streaming.ObjectReader` for the item's bytes."""

@@ -26,15 +26,31 @@ import time
 from . import fetch
 from .helpers import Helper, HelperStartError
 from .prefetch import ENDED, FAILED, QUEUED, STREAMING, VANISHED, JobCancelled
-from .retry import Transient
+from .retry import RESUMED, RETRIED, Transient
 from .worker import signer_main
 
 #: Seconds the signer may take to start (a fresh interpreter importing libcloud) or to answer.
 SIGNER_SECONDS = 60
+#: Signing processes one job may start: the first and a few to replace one that died, did not
+#: answer in time or answered another request (then large objects go through the prefetchers).
+SIGNER_STARTS = 4
+#: Bytes of an error answer read for its S3 error document (fetch.error_of).
+ERROR_DOCUMENT_BYTES = 64 * 1024
+
+
+class SignerLost(fetch.FetchError):
+    """The signing process died, did not answer in time or answered another request: it was
+    ended (never asked again); Signer.usable() starts another while the job may."""
 
 
 class Signer:
-    """The signing helper process; ``available`` is False when direct streams cannot be used."""
+    """The signing helper process; ``available`` is False when direct streams cannot be used.
+
+    Every request carries an id that its answer must name (worker.py).  A signer that does not
+    answer within SIGNER_SECONDS or answers with another id is killed at once: a late answer
+    to one object's request must never be taken for the next object's (its bytes would be saved
+    under the other name, and every check would pass).
+    """
 
     def __init__(self, config, python, cancelled):
         self.config = config
@@ -43,22 +59,44 @@ class Signer:
         self.helper = None
         self.available = True
         self.why_not = None
+        self.starts = 0
+        self.last_id = 0
+        self.lost = None  # why the last signer was ended
 
     def _call(self, message=None):
-        if message is not None:
-            self.helper.send(message)
-        deadline = time.monotonic() + SIGNER_SECONDS
-        while not self.helper.ready(0.2):
-            if self.cancelled.is_set():
-                raise JobCancelled()
-            if time.monotonic() > deadline or not self.helper.process.is_alive():
-                raise fetch.FetchError("the signing process does not answer")
-        while True:
-            reply = self.helper.conn.recv()
-            if reply[0] != "debug":
-                return reply
+        """The next answer (not a debug line); SignerLost (the signer ended) when none comes."""
+        helper = self.helper
+        try:
+            if message is not None:
+                helper.send(message)
+            seconds = SIGNER_SECONDS
+            deadline = time.monotonic() + seconds
+            while not helper.ready(0.2):
+                if self.cancelled.is_set():
+                    raise JobCancelled()
+                if not helper.process.is_alive():
+                    raise SignerLost("the signing process ended")
+                if time.monotonic() > deadline:
+                    raise SignerLost("the signing process did not answer within %d s" % seconds)
+            while True:
+                reply = helper.conn.recv()
+                if reply[0] != "debug":
+                    return reply
+        except (EOFError, OSError) as exc:
+            raise self._discard("the signing process ended (%s)" % (type(exc).__name__,)) from None
+        except SignerLost as exc:
+            raise self._discard(str(exc)) from None
+
+    def _discard(self, why):
+        """End the signer for good; the SignerLost to raise."""
+        if self.helper is not None:
+            self.helper.kill()
+            self.helper = None
+        self.lost = why
+        return SignerLost(why)
 
     def _start(self):
+        self.starts += 1
         try:
             self.helper = Helper("bareos-libcloud-signer", signer_main, self.config, self.python, self.cancelled)
         except HelperStartError as exc:
@@ -66,34 +104,51 @@ class Signer:
             return
         try:
             reply = self._call()
-        except (EOFError, OSError, fetch.FetchError) as exc:
+        except SignerLost as exc:  # one that cannot start is not started again (each try may take a minute)
             reply = ("unsupported", "the signing process did not start: %s" % exc)
         if reply[0] != "ready":
             self.available, self.why_not = False, reply[1]
             self.stop()
 
     def usable(self):
-        """Start the signer if needed; False when large objects must go through the prefetchers."""
+        """Start the signer if needed (again, if the last one was ended, a few times per job);
+        False when large objects must go through the prefetchers."""
+        if self.helper is not None and not self.helper.process.is_alive():
+            self._discard("the signing process ended")
         if self.available and self.helper is None:
             if self.config["driver_kwargs"].get("secure", True) and not _ssl_works():
                 self.available, self.why_not = False, "the ssl module cannot be imported in this interpreter"
                 return False
-            self._start()
+            while self.available and self.helper is None:
+                if self.starts >= SIGNER_STARTS:
+                    self.available = False
+                    self.why_not = "%d signing processes were started and ended (%s)" % (self.starts, self.lost)
+                    break
+                self._start()
         return self.available
 
     def sign(self, bucket, key, start, etag):
-        """The signed request (a dict, see transport.signed_get) of a GET from byte ``start``."""
-        try:
-            reply = self._call(("sign", bucket, key, start, etag))
-        except (EOFError, OSError) as exc:
-            raise fetch.FetchError("the signing process ended: %s" % exc) from None
+        """The signed request (a dict, see transport.signed_get) of a GET from byte ``start``
+        (``etag``: If-Match).  SignerLost when the signer had to be ended; FetchError when it
+        could not sign."""
+        if self.helper is None and not self.usable():
+            raise SignerLost(self.why_not or "no signing process")
+        self.last_id += 1
+        ident = self.last_id
+        reply = self._call(("sign", ident, bucket, key, start, etag))
+        if len(reply) < 3 or reply[1] != ident:
+            raise self._discard("the signing process answered another request (%r, expected %d)"
+                                % (reply[:2], ident))
         if reply[0] != "signed":
-            raise fetch.FetchError(reply[1])
-        return reply[1]
+            raise fetch.FetchError(reply[2])
+        return reply[2]
 
     def stop(self):
+        """End the signer (the job ends, or direct streams cannot be used): none is started again."""
+        self.available = False
         if self.helper is not None:
             self.helper.stop(grace=0.5)
+            self.helper = None
 
 
 def _ssl_works():
@@ -153,29 +208,50 @@ class Hasher:
 
 
 class DirectDownload:
-    """One large object read by the job thread; the attributes match prefetch.Download's."""
+    """One large object read by the job thread; the attributes match prefetch.Download's.
 
-    def __init__(self, bucket, key, signer, retry, timeout, cancelled):
+    ``listed_size``: the size Bareos is told when the GET does not state one (no
+    Content-Length); the bytes must then add up to it.  ``if_match``: read only this version
+    (Bareos has its listed attributes already, BackupSession.open_on_demand).
+    """
+
+    def __init__(self, bucket, key, signer, retry, timeout, cancelled, listed_size=None, if_match=None):
         self.bucket, self.key = bucket, key
         self.signer, self.retry, self.timeout, self.cancelled = signer, retry, timeout, cancelled
+        self.listed_size, self.if_match = listed_size, if_match
         self.state = QUEUED
         self.size = self.mtime = self.etag = self.error = None
+        self.size_listed = False  # the GET did not state the size: the listed one stands for it
+        self.signer_lost = False  # failed because no signer could sign: the prefetchers may read it
+        self.checked = False  # _last_piece_problem ran
         self.received = 0
         self.data = None  # never held whole
         self.digest = None
         self.conn = self.response = None
 
     # -- opening -----------------------------------------------------------------------------
+    def _sign(self, start):
+        """The signed GET from ``start``; a signer that was lost is replaced while the job may."""
+        while True:
+            try:
+                return self.signer.sign(self.bucket, self.key, start, self.etag if start else self.if_match)
+            except SignerLost as exc:
+                if not self.signer.usable():
+                    self.signer_lost = True
+                    raise fetch.FetchError("no signing process: %s" % (self.signer.why_not or exc)) from None
+                self.retry.note(RETRIED, "signing the GET of %r again in a new signing process: %s" % (self.key, exc))
+
     def _request(self, start):
         """Send the GET from ``start``; returns what fetch.describe makes of the answer."""
         self._disconnect()
-        request = self.signer.sign(self.bucket, self.key, start, self.etag if start else None)
+        request = self._sign(start)
         self.conn = _connect(request, self.timeout)
         try:
             self.conn.request(request["method"], request["target"], headers=request["headers"])
             self.response = self.conn.getresponse()
             headers = {name.lower(): value for name, value in self.response.getheaders()}
-            return fetch.describe(self.response.status, headers, start, self.key)
+            return fetch.describe(self.response.status, headers, start, self.key,
+                                  lambda: self.response.read(ERROR_DOCUMENT_BYTES))
         except BaseException:
             self._disconnect()
             raise
@@ -200,6 +276,8 @@ class DirectDownload:
                     return self._fail("%s (gave up after %d attempts)" % (error, attempts.made))
             except fetch.FetchError as exc:
                 return self._fail(str(exc))
+        if self.size < 0 and self.listed_size is not None:
+            self.size, self.size_listed = self.listed_size, True
         self.digest = Hasher() if checkable else None
         self.state = STREAMING
 
@@ -226,20 +304,41 @@ class DirectDownload:
                 self._disconnect()
                 self._check_cancel()
                 error = fetch.translate(exc, self.key)
-                if not self.etag or not resumes.retry(error):
+                if not self.etag or not resumes.retry(error, RESUMED):
                     return self._fail("the transfer broke after %d bytes: %s" % (self.received, error))
             except fetch.FetchError as exc:
                 return self._fail(str(exc))
         if chunk:
-            if self.digest is not None and self.received == self.size and not self._digest_matches():
-                return self._fail(self._md5_mismatch())  # the last piece is withheld: see _digest_matches
+            if self.received == self.size:
+                problem = self._last_piece_problem()
+                if problem:
+                    return self._fail(problem)  # the last piece is withheld: see _last_piece_problem
             return chunk
         return self._finish()
 
+    def _last_piece_problem(self):
+        """What is wrong with the object, checked before its last piece goes to Bareos: bareos-fd
+        catalogs an object whose read failed anyway, with its full size (real-fd-trace.md 7), so
+        a copy with wrong bytes must come out short of that size, where a restore sees it
+        (restore.py).  None when the object is fine."""
+        self.checked = True
+        if self.size_listed and self._more_follows():
+            return ("the object store sent more than the %d bytes listed (its answer stated no size)"
+                    % self.size)
+        if self.digest is not None and not self._digest_matches():
+            return self._md5_mismatch()
+        return None
+
+    def _more_follows(self):
+        """Whether a body that stated no length goes on past the listed size (or breaks there)."""
+        import http.client
+
+        try:
+            return bool(self.response.read(1))
+        except (OSError, http.client.HTTPException):
+            return True  # cannot tell whether more would have come: not a copy to rely on
+
     def _digest_matches(self):
-        """Checked before the object's last piece goes to Bareos: bareos-fd catalogs an object
-        whose read failed anyway, with its full size (real-fd-trace.md 7), so a copy with wrong
-        bytes must come out short of that size, where a restore sees it (restore.py)."""
         return self.digest.hexdigest() == self.etag
 
     def _md5_mismatch(self):
@@ -269,13 +368,14 @@ class DirectDownload:
         size, _, etag, _ = self._request(self.received)
         if etag and etag != self.etag:
             raise fetch.ObjectChanged("the object changed while it was read")
-        if size != self.size:
+        if size >= 0 and size != self.size:
             raise fetch.ObjectChanged("the object's size changed while it was read")
 
     def _finish(self):
+        problem = None if self.checked else self._last_piece_problem()
         self._disconnect()
-        if self.digest is not None and not self._digest_matches():
-            return self._fail(self._md5_mismatch())
+        if problem:
+            return self._fail(problem)
         self.state = ENDED
         return b""
 

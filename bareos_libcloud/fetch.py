@@ -20,7 +20,7 @@ import re
 import sys
 
 from .driver import is_s3_family
-from .retry import Transient, is_transient_status
+from .retry import RESUMED, Transient, is_transient_status
 
 #: Bytes per chunk: Bareos reads 256 KiB at a time, so a chunk goes to Bareos without slicing.
 CHUNK_SIZE = 256 * 1024
@@ -37,6 +37,15 @@ class FetchError(Exception):
 
 class ObjectChanged(FetchError):
     """The object changed while it was read (the ETag no longer matches)."""
+
+
+class ChangedSinceListed(FetchError):
+    """A read from byte 0 that had to find the listed version (``If-Match``: its attributes went
+    to Bareos from the listing) found another one: reading it again would not help."""
+
+    def __init__(self, detail="it no longer has the listed ETag"):
+        super().__init__("the object changed after its attributes were sent to Bareos (%s); "
+                         "the next backup saves it" % detail)
 
 
 class CorruptRead(FetchError):
@@ -66,38 +75,48 @@ def _container(driver, bucket):
 
 
 def range_headers(start, etag):
-    """The headers of a GET from byte ``start`` that only an unchanged object (same ETag) answers."""
+    """The headers of a GET from byte ``start`` that only the version with ``etag`` answers
+    (a resume, or an object whose listed attributes went to Bareos already)."""
     headers = {}
     if start:
         headers["Range"] = "bytes=%d-" % start
-        if etag:
-            headers["If-Match"] = '"%s"' % etag
+    if etag:
+        headers["If-Match"] = '"%s"' % etag
     return headers
 
 
-def describe(status, headers, start, key=""):
+def precondition_failed(start):
+    """What a 412 to a GET with ``If-Match`` means: changed while read (a resume) or since listed."""
+    return ObjectChanged("the object changed while it was read") if start else ChangedSinceListed()
+
+
+def describe(status, headers, start, key="", body=None):
     """``(size, mtime, etag, md5_checkable)`` of a GET's answer; ``headers`` with lowercase names.
 
-    Raises ObjectVanished (404), ObjectChanged (412, or a whole object where a range was asked
-    for), Transient (429/5xx) or FetchError.  Used by the prefetchers and by the job's direct
-    streams (direct.py) alike.
+    Raises ObjectVanished (404), ObjectChanged (412 to a resume, or a whole object where a range
+    was asked for), ChangedSinceListed (412 from byte 0), Transient (429/5xx) or FetchError
+    (``body()``, the error document, names the reason where it can: see error_of).  Used by the
+    prefetchers and by the job's direct streams (direct.py) alike.  The size is -1 when the
+    answer does not state it (no Content-Length).
     """
     from .timeutil import to_epoch
 
     if status == 404:
         raise ObjectVanished()
-    if status == 412 or (start and status == 200):
+    if status == 412:
+        raise precondition_failed(start)
+    if start and status == 200:
         raise ObjectChanged("the object changed while it was read")
     if is_transient_status(status):
         raise Transient("HTTP %s" % status)
-    if status in (401, 403):
-        raise access_denied(key)
+    if status == 416 and start:
+        raise FetchError("the object ends before byte %d, fewer bytes than its size" % start)
     if status not in (200, 206):
-        raise FetchError("HTTP %s" % status)
+        raise error_of(status, body() if body is not None else "", key)
     length = int(headers.get("content-length", "-1"))
     if status == 206:
         total = headers.get("content-range", "").rpartition("/")[2]
-        size = int(total) if total.isdigit() else start + length
+        size = int(total) if total.isdigit() else (start + length if length >= 0 else -1)
     else:
         size = length
     try:
@@ -113,9 +132,16 @@ def describe(status, headers, start, key=""):
 
 def _open_s3(driver, bucket, key, start, etag):
     path = driver._get_object_path(_container(driver, bucket), key)
-    response = driver.connection.request(path, method="GET", headers=range_headers(start, etag),
-                                         stream=True, raw=True)
-    size, mtime, new_etag, checkable = describe(response.status, response.headers, start)
+    try:
+        response = driver.connection.request(path, method="GET", headers=range_headers(start, etag),
+                                             stream=True, raw=True)
+    except Exception as exc:  # noqa: BLE001 - libcloud raises for some statuses (403, 412)
+        error = translate(exc, key)
+        if isinstance(error, ObjectChanged) and etag:
+            error = precondition_failed(start)
+        raise error from None
+    size, mtime, new_etag, checkable = describe(response.status, response.headers, start, key,
+                                                lambda: response.body)
     return ObjectStream(size, mtime, new_etag, response.iter_content(CHUNK_SIZE), new_etag if checkable else None)
 
 
@@ -177,6 +203,32 @@ def access_denied(key):
     return FetchError("access denied by the object store")
 
 
+def _element(document, name):
+    match = re.search(r"<%s>([^<]*)</%s>" % (name, name), document)
+    return match.group(1).strip() if match else ""
+
+
+def error_of(status, document, key=""):
+    """The FetchError for a GET refused with ``status`` and the S3 error ``document`` (bytes or
+    text): objects no plain GET can read are named with their real reason."""
+    if isinstance(document, (bytes, bytearray)):
+        document = bytes(document).decode("utf-8", "replace")
+    document = document or ""
+    code = _element(document, "Code")
+    if code == "InvalidObjectState":
+        storage = _element(document, "StorageClass") or "an archive storage class"
+        tier = _element(document, "AccessTier")
+        return FetchError("archived in storage class %s%s, not readable without a restore request"
+                          % (storage, " (%s)" % tier if tier else ""))
+    if status == 400 and re.search(r"server.side.encryption|customer.provided.keys?|customer.key",
+                                   _element(document, "Message"), re.IGNORECASE):
+        return FetchError("encrypted with a customer key (SSE-C): the object store gives its bytes "
+                          "only to a request that brings the key")
+    if status in (401, 403):
+        return access_denied(key)
+    return FetchError("HTTP %s%s" % (status, ": %s" % code if code else ""))
+
+
 def translate(exc, key=""):
     """A libcloud/requests/http.client exception as ObjectVanished, Transient or FetchError.
 
@@ -216,7 +268,7 @@ def _from_libcloud(exc, key):
     if isinstance(exc, _loaded("libcloud.common.exceptions", "RateLimitReachedError")):
         return Transient("HTTP 429 (rate limited)")
     if isinstance(exc, _loaded("libcloud.common.types", "InvalidCredsError")):
-        return access_denied(key)
+        return error_of(403, getattr(exc, "value", None) or "", key)
     if isinstance(exc, _loaded("libcloud.common.exceptions", "BaseHTTPError")):
         code = getattr(exc, "code", None)
         if isinstance(code, int) and is_transient_status(code):
@@ -227,6 +279,8 @@ def _from_libcloud(exc, key):
         match = re.search(r"[Ss]tatus code: (\d+)", text)
         if match:
             status = int(match.group(1))
+            if status == 412:
+                return ObjectChanged("the object changed while it was read")
             return Transient("HTTP %d" % status) if is_transient_status(status) else FetchError("HTTP %d" % status)
         return FetchError(text)
     return None
@@ -252,15 +306,18 @@ def read_object(driver, bucket, key, listed, retry, start=0, etag=None):
     """Yield ``(ObjectStream, chunk)`` pairs; the first and the last have an empty chunk.
 
     A transfer that breaks resumes from the byte reached (same ETag) up to ``retry`` attempts.
-    ``start``/``etag`` continue a transfer another process began.  Raises ObjectVanished,
-    ObjectChanged or FetchError; the byte count and, where possible, the MD5 are checked.
+    ``start``/``etag`` continue a transfer another process began; ``etag`` with ``start`` 0
+    pins the version to read (its listed attributes went to Bareos already): another version
+    raises ChangedSinceListed.  Raises ObjectVanished, ObjectChanged or FetchError; the byte
+    count and, where possible, the MD5 are checked.
     """
     stream = open_object(driver, bucket, key, listed, retry, start, etag)
     yield stream, b""  # the attributes are known before the first byte
     done = start
     digest = hashlib.md5() if stream.md5 and start == 0 else None
     s3 = is_s3_family(driver)
-    confirm = start > 0 and not s3  # a generic range GET is not conditional
+    pinned = bool(etag) and start == 0
+    confirm = (start > 0 or pinned) and not s3  # a generic GET is not conditional
     resumes = retry.start(key)
     while True:
         try:
@@ -278,13 +335,18 @@ def read_object(driver, bucket, key, listed, retry, start=0, etag=None):
                 raise FetchError(text) from None
             if not stream.etag or not (s3 or reads_ranges(driver)):
                 raise BrokenTransfer(text) from None
-            if not resumes.retry(error):
+            if not resumes.retry(error, RESUMED):
                 raise FetchError(text) from None
             resumed = open_object(driver, bucket, key, listed, retry, start=done, etag=stream.etag)
             stream.chunks = resumed.chunks
             confirm = confirm or (done > 0 and not s3)
     if confirm:
-        _confirm_unchanged(driver, bucket, key, stream.etag, done, retry)
+        try:
+            _confirm_unchanged(driver, bucket, key, stream.etag, done, retry)
+        except ObjectChanged:
+            if pinned:
+                raise ChangedSinceListed() from None
+            raise
     if stream.size is not None and stream.size >= 0 and done != stream.size:
         raise FetchError("got %d bytes, the object store announced %d" % (done, stream.size))
     if stream.size is None or stream.size < 0:
@@ -293,5 +355,3 @@ def read_object(driver, bucket, key, listed, retry, start=0, etag=None):
         what = "the ETag" if stream.md5 == stream.etag else "the MD5 the listing states,"
         raise CorruptRead("the MD5 of the bytes read does not match %s %s" % (what, stream.md5))
     yield stream, b""
-
-

@@ -9,7 +9,9 @@ helpers hold for objects stays within ``memory_budget``, plus the one object Bar
 at most GROWTH_SLACK per helper for objects that grew after the listing.
 
 A helper that dies or stalls loses nothing: its download is queued again, and a stream that had
-begun continues from the byte reached (same ETag) in another helper.
+begun continues from the byte reached (same ETag) in another helper.  So does a helper that
+answers for another download than the one it was given (worker.py: every answer names its
+``seq``): it is killed, never asked again.
 """
 
 import collections
@@ -18,7 +20,9 @@ import os
 import select
 import time
 
+from .fetch import ChangedSinceListed
 from .helpers import Helper, HelperStartError, stop_all
+from .retry import RESUMED, RETRIED, FaultCounts
 from .worker import prefetcher_main
 
 QUEUED, RUNNING, COMPLETE, STREAMING, ENDED, VANISHED, FAILED = range(7)
@@ -42,15 +46,16 @@ class Download:
     """One object's transfer, as the job sees it."""
 
     __slots__ = (
-        "seq", "bucket", "key", "listed", "state", "helper", "data", "chunks", "received",
+        "seq", "bucket", "key", "listed", "if_match", "state", "helper", "data", "chunks", "received",
         "size", "mtime", "etag", "error", "reserved", "last_heard", "restarts",
     )
 
-    def __init__(self, seq, bucket, key, listed):
+    def __init__(self, seq, bucket, key, listed, if_match=None):
         self.seq = seq
         self.bucket = bucket
         self.key = key
         self.listed = listed  # {"size", "mtime", "etag"} from the listing
+        self.if_match = if_match  # read only this version (Bareos has its listed attributes)
         self.state = QUEUED
         self.helper = None
         self.data = None  # the whole object when COMPLETE
@@ -65,6 +70,21 @@ class Download:
     def settled(self):
         """True once the attributes are known (or it failed)."""
         return self.state not in (QUEUED, RUNNING)
+
+
+def changed_since_listed(download, size, etag):
+    """For an object whose listed ``size`` and ``etag`` went to Bareos already: the download
+    (settled) fails, with the reason, unless it reads that version.  False if it failed."""
+    if download.state in (VANISHED, FAILED):
+        return False
+    if download.size is not None and download.size >= 0 and download.size != size:
+        detail = "%d bytes, %d listed" % (download.size, size)
+    elif download.etag and etag and download.etag != etag:
+        detail = "ETag %s, %s listed" % (download.etag, etag)
+    else:
+        return True
+    download.state, download.error = FAILED, str(ChangedSinceListed(detail))
+    return False
 
 
 def _receive_bytes(conn, size):
@@ -89,7 +109,8 @@ class PrefetchPool:
     """Helper processes plus the bookkeeping of downloads in flight."""
 
     def __init__(self, config, python, workers, queue_size, memory_budget, inline_limit,
-                 stall_seconds, cancelled, debug=None):
+                 stall_seconds, cancelled, debug=None, faults=None, target=prefetcher_main):
+        """``faults``: the job's retry.FaultCounts; ``target``: the helpers' entry point."""
         self.config = config
         self.python = python
         self.max_workers = workers
@@ -99,6 +120,8 @@ class PrefetchPool:
         self.stall_seconds = stall_seconds
         self.cancelled = cancelled
         self.debug = debug or (lambda text: None)
+        self.faults = faults if faults is not None else FaultCounts(self.debug)
+        self.target = target
         self.helpers = []
         self.starting = set()
         self.idle = collections.deque()
@@ -238,7 +261,7 @@ class PrefetchPool:
         wanted = min(self.max_workers, len(self.helpers) + len(self.queue) - len(self.starting))
         while len(self.helpers) < wanted:
             try:
-                helper = Helper("bareos-libcloud-prefetch", prefetcher_main, self.config, self.python, self.cancelled)
+                helper = Helper("bareos-libcloud-prefetch", self.target, self.config, self.python, self.cancelled)
             except HelperStartError as exc:
                 self.start_error = str(exc)
                 return
@@ -257,14 +280,17 @@ class PrefetchPool:
             resume = download.received > 0
             size = 0 if resume else min(download.listed["size"], self.inline_limit)
             # While it runs the object is in its helper and, during the hand-over, in the job too.
+            # A stream queued again still holds its reservation: it is replaced, not added to.
             reserve = STREAM_HOLD if resume else 2 * size
-            over_budget = self.reserved + reserve > self.memory_budget and self.reserved > 0
+            others = self.reserved - download.reserved
+            over_budget = others + reserve > self.memory_budget and others > 0
             if over_budget and download.seq > self.floor:
                 return
             self.queue.popleft()
             helper = self.idle.popleft()
             download.state = RUNNING
             download.helper = helper
+            self._unreserve(download)
             download.reserved = reserve
             download.last_heard = time.monotonic()
             self.reserved += reserve
@@ -273,7 +299,7 @@ class PrefetchPool:
             # grew more since the listing comes as a stream, which flows as fast as Bareos reads.
             limit = max(size, min(self.inline_limit, GROWTH_SLACK))
             helper.send(("get", download.seq, download.bucket, download.key, download.listed, limit,
-                         download.received, download.etag if resume else None))
+                         download.received, download.etag if resume else download.if_match))
 
     # -- receiving -------------------------------------------------------------------------
     def _receive(self, helper):
@@ -286,13 +312,25 @@ class PrefetchPool:
         if kind == "debug":
             self.debug(message[1])
             return
+        if kind in FaultCounts.KINDS:
+            self.faults.count(kind, message[1])
+            return
         if kind == "started":
             self.starting.discard(helper)
             self.idle.append(helper)
             return
+        download = helper.download
         if kind == "fatal":
+            if download is not None:  # a crash while it read an object: that one goes on elsewhere
+                self._helper_died(helper, message[1])
+                return
             self.start_error = message[1]
             self._drop_helper(helper)
+            return
+        if download is None or message[1] != download.seq:
+            # An answer to no question, or to another one: this helper cannot be trusted again.
+            self._helper_died(helper, "a prefetch process answered for another object (%r, expected %s)"
+                              % (message[:2], download.seq if download is not None else "none"))
             return
         payload = None
         if kind in ("object", "data"):
@@ -301,9 +339,6 @@ class PrefetchPool:
             except (EOFError, OSError):
                 self._helper_died(helper, "a prefetch process ended unexpectedly")
                 return
-        download = helper.download
-        if download is None or message[1] != download.seq:
-            return
         download.last_heard = time.monotonic()
         if kind == "object":
             _, _, download.size, download.mtime, download.etag, _ = message
@@ -362,8 +397,9 @@ class PrefetchPool:
             download.error = "%s (%d times)" % (text, download.restarts)
             download.state = FAILED
             return
-        self.debug("%s; %s/%s continues in another process at byte %d"
-                   % (text, download.bucket, download.key, download.received))
+        self.faults.count(RESUMED if download.received else RETRIED,
+                          "%s; %s/%s continues in another process at byte %d"
+                          % (text, download.bucket, download.key, download.received))
         self._requeue(download, front=True)
 
     def _requeue(self, download, front):

@@ -3,7 +3,23 @@
 Each helper talks to the job over one duplex pipe.  Messages are tuples whose first item names
 them.  A helper never touches ``bareosfd``; it reports and the job thread writes the job log.
 
-Lister -> job::
+Every request of the job carries an id, and every answer to it names that id: a prefetcher's
+``seq``, a signer's ``ident``.  The job checks it on each answer; a helper that answers with
+another id, or not in time, is killed and never asked again (its download goes to another
+helper, a signature is asked of a new signer), so a late answer can never be taken for the
+answer to a later request.
+
+Any helper -> job, at any time (not answers, so without an id)::
+
+    ("debug", text)                a trace line (the job writes it only with debug=yes)
+    ("retried", text)              a request was sent again (a transient failure: 429, 5xx,
+                                   a reset or refused connection, a timeout; or an object read
+                                   again from its start)
+    ("resumed", text)              a broken transfer continues from the byte reached
+                                   "retried" and "resumed" are always sent: the job counts them
+                                   for its summary (retry.FaultCounts) and traces the text
+
+Lister -> job (the lister takes no requests; it streams)::
 
     ("ready", [bucket names])      credentials and buckets checked
     ("warning", text)              e.g. a bucket named in buckets_exclude that does not exist
@@ -15,24 +31,28 @@ Lister -> job::
     ("fatal", text)                nothing more will come
     ("done",)
 
-Job -> prefetcher: ``("get", seq, bucket, key, listed, inline_limit, start, etag)`` (``start`` > 0
-continues a stream another prefetcher began) or ``("stop",)``.
-Prefetcher (and lister) -> job, at any time: ``("debug", text)``.
-Prefetcher -> job::
+Job -> prefetcher: ``("get", seq, bucket, key, listed, inline_limit, start, etag)`` or
+``("stop",)``.  ``start`` > 0 continues a stream another prefetcher began (``etag``: the
+version it read); ``etag`` with ``start`` 0 asks for that version only (``If-Match``: an object
+whose listed attributes Bareos has already, fetch.ChangedSinceListed if it changed).
+Prefetcher -> job, ``("started", pid)`` once, then for each "get" one of::
 
     ("object", seq, size, mtime, etag, n) + n raw bytes   the whole object (fit in inline_limit)
-    ("begin", seq, size, mtime, etag)          a stream follows:
-    ("data", seq, n) + n raw bytes ... ("end", seq)
-
-Job -> signer: ``("sign", bucket, key, start, etag)``; signer -> job: ``("ready",)`` once, or
-``("unsupported", why)`` (not an S3-family driver, or a proxy: the job streams through the
-prefetchers instead); then ``("signed", request)`` (transport.signed_get) or ``("error", text)``
-for each request.
+    ("begin", seq, size, mtime, etag)          a stream follows (size None: the GET did not
+    ("data", seq, n) + n raw bytes ...         state it, the listed one holds):
+    ("end", seq)                               size and MD5 checked, the last data was withheld
+                                               until then
+    ("vanished", seq)                          404 before the first byte
+    ("error", seq, text)                       after "begin" too: the stream is broken
 
 Object bytes follow their header as ``n`` raw bytes on the pipe (no pickle, no framing), so that
 the job reads them straight into the bytearray it hands to Bareos (``os.readv``).
-    ("vanished", seq)                          404 before the first byte
-    ("error", seq, text)                       after "begin" too: the stream is broken
+
+Job -> signer: ``("sign", ident, bucket, key, start, etag)`` (``etag``: ``If-Match``, as for a
+"get"); signer -> job: ``("ready",)`` once, or ``("unsupported", why)`` (not an S3-family
+driver, or a proxy: the job streams through the prefetchers instead); then for each request
+``("signed", ident, request)`` (transport.signed_get) or ``("error", ident, text)``.
+A crash in any helper: ``("fatal", text)``, then its pipe closes.
 """
 
 import os
@@ -40,7 +60,7 @@ import sys
 
 from . import driver as driver_mod
 from . import fetch, listing
-from .retry import RetryPolicy
+from .retry import RETRIED, RetryPolicy
 
 #: Times an object is read again from the start when it changed while it was read, its bytes did
 #: not match its MD5, or its transfer broke where it cannot resume, before any byte went to the job.
@@ -64,11 +84,13 @@ def _identify(name):
 
 
 def _retry_policy(conn, config):
-    def report(text):
-        if config.get("debug"):
-            conn.send(("debug", _scrub(text, config)))
+    """The helper's retry policy; each retry and resume goes to the job as ("retried"|"resumed",
+    text), whatever ``debug``: the job counts them for its summary (and traces the text)."""
 
-    return RetryPolicy(config.get("retries", 5), config.get("retry_max_wait", 30.0), report=report)
+    def count(kind, text):
+        conn.send((kind, _scrub(text, config)))
+
+    return RetryPolicy(config.get("retries", 5), config.get("retry_max_wait", 30.0), count=count)
 
 
 def _scrub(text, config):
@@ -173,7 +195,7 @@ def _try_send_object(conn, drv, retry, request, last):
         return "done"
     except (fetch.ObjectChanged, fetch.CorruptRead, fetch.BrokenTransfer) as exc:
         if not began and not last:
-            retry.report("reading %r again from the start: %s" % (key, exc))
+            retry.note(RETRIED, "reading %r again from the start: %s" % (key, exc))
             return "again"
         conn.send(("error", seq, str(exc)))
         return "done"
@@ -233,12 +255,13 @@ def signer_main(conn, config):
         from .transport import signed_get
 
         conn.send(("ready",))
-        for _, bucket, key, start, etag in _requests(conn, "sign"):
+        for _, ident, bucket, key, start, etag in _requests(conn, "sign"):
             try:
                 path = drv._get_object_path(fetch._container(drv, bucket), key)
-                conn.send(("signed", signed_get(drv, path, fetch.range_headers(start, etag))))
+                conn.send(("signed", ident, signed_get(drv, path, fetch.range_headers(start, etag))))
             except Exception as exc:  # noqa: BLE001 - reported to the job, never a traceback
-                conn.send(("error", _scrub("cannot sign the request: %s: %s" % (type(exc).__name__, exc), config)))
+                text = "cannot sign the request: %s: %s" % (type(exc).__name__, exc)
+                conn.send(("error", ident, _scrub(text, config)))
 
     _serve(conn, config, "the signing process", "libcloud-sign", sign)
 

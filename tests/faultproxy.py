@@ -9,6 +9,7 @@
         proxy.stall(2.0, after_bytes=0, then="close")   # headers, 2 s silence, close
         proxy.refuse(times=1)                           # next new connection closed at once
         proxy.cut_listing(after_keys=3)                 # next V1 listing page truncated at 3 keys
+        proxy.rechunk(match="/bkt/big")                 # body sent chunked: no Content-Length
         ...
         assert [e.status for e in proxy.entries(method="GET", match="big")] == [200, 206]
         assert proxy.entries(match="big")[1].header("Range") == "bytes=1000-"
@@ -17,7 +18,7 @@ Forwarding is byte-exact: the request line (so the request-target, e.g. ``/b/a/%
 ``/b/a//c``), every header line (Host and Authorization included, as received: the client signed
 the proxy's ``127.0.0.1:<port>``, and the server checks the signature against the Host it
 receives, which is that same header) and the body (Content-Length or chunked, relayed raw) go to
-the upstream unchanged.  Responses are relayed raw too, except when ``cut_listing`` rewrites one.
+the upstream unchanged.  Responses are relayed raw too, except when ``cut_listing`` or ``rechunk`` rewrites one.
 Each client connection gets its own upstream connection (opened lazily, reopened when the server
 closed an idle one), so keep-alive works on both sides.  ``Expect: 100-continue`` and interim
 1xx answers are relayed.
@@ -261,7 +262,7 @@ class LogEntry:
 
 
 class Rule:
-    """A fault rule. ``kind`` is respond/reset/stall/cut_listing/refuse."""
+    """A fault rule. ``kind`` is respond/reset/stall/cut_listing/rechunk/refuse."""
 
     def __init__(self, proxy, kind, times, method, match, **params):
         if times is not None and times < 0:
@@ -446,6 +447,14 @@ class FaultProxy:
             raise ValueError("then must be continue, close or reset")
         return self._add(Rule(self, "stall", times, method, match, seconds=float(seconds),
                               after_bytes=after_bytes, then=then))
+
+    def rechunk(self, times=1, match=None, method=None, keep=None, extra=b""):
+        """Forward, but send the response body with ``Transfer-Encoding: chunked`` instead of
+        its Content-Length, as a server that does not state the size: its first ``keep`` bytes
+        (None: all of it), then ``extra``, then a proper end of the body (so the client sees a
+        complete answer, shorter or longer than the object). Only for upstream answers with a
+        Content-Length (S3 object GETs); the connection is closed after it."""
+        return self._add(Rule(self, "rechunk", times, method, match, keep=keep, extra=bytes(extra)))
 
     def refuse(self, times=1, reset=False):
         """Close the next ``times`` new client connections at once, before reading anything
@@ -888,6 +897,8 @@ class _Conn:
             raise _Aborted("reset before the response")
         if kind == "cut_listing":
             keep = self.cut_listing(method, resp, status, entry, p)
+        elif kind == "rechunk" and resp.get("content-length") is not None and method != "HEAD":
+            keep = self.rechunk(method, resp, status, entry, p)
         else:
             keep = self.relay_response(method, resp, status, entry, kind, p)
         if upstream_close or self.until_eof or not keep:
@@ -933,6 +944,28 @@ class _Conn:
             # the body was shorter than the limit: still apply the fault at its end
             self.fault_point(entry, kind, p)
         return True
+
+    def rechunk(self, method, resp, status, entry, p):
+        """Relay ``resp`` with its body re-framed as chunked (see FaultProxy.rechunk); False:
+        the connections are closed after it."""
+        resp.lines = [line for line in resp.lines
+                      if line.split(b":", 1)[0].strip().lower() not in (b"content-length", b"connection")]
+        resp.lines += [b"Transfer-Encoding: chunked\r\n", b"Connection: close\r\n"]
+        entry.resp_headers = list(resp.headers) + [("Transfer-Encoding", "chunked")]
+        self.send_client(resp.raw(), entry, body=False)
+        left = p["keep"]
+        for data in self.response_body_chunks(method, resp, status):
+            if left is not None:
+                data = data[:left]
+                left -= len(data)
+            if data:
+                self.send_client(b"%x\r\n" % len(data) + data + b"\r\n", entry)
+            if left == 0:
+                break
+        if p["extra"]:
+            self.send_client(b"%x\r\n" % len(p["extra"]) + p["extra"] + b"\r\n", entry)
+        self.send_client(b"0\r\n\r\n", entry)
+        return False
 
     def fault_point(self, entry, kind, p):
         if kind == "reset":

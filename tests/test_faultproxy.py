@@ -227,6 +227,20 @@ def test_reset_after_bytes_then_range_resume(moto, data, proxy):
     assert second.header("Range") == "bytes=1000-" and tuple(second)[2:] == (206, len(BIG) - 1000)
 
 
+def test_rechunk_sends_the_body_without_a_length(moto, data, proxy):
+    bucket, _ = data
+    target = "/%s/big" % bucket
+    proxy.rechunk(match="/big")
+    proxy.rechunk(match="/big", keep=1000, extra=b"tail")
+    status, headers, body = raw_get(moto, proxy, target)
+    names = {k.lower(): v for k, v in headers}
+    assert (status, body) == (200, BIG)
+    assert "content-length" not in names and names["transfer-encoding"] == "chunked"
+    status, headers, body = raw_get(moto, proxy, target)
+    assert (status, body) == (200, BIG[:1000] + b"tail")
+    assert [e.fault for e in proxy.entries("GET", "/big")] == ["rechunk", "rechunk"]
+
+
 def test_reset_seen_by_boto3_and_before_response(moto, data, proxy):
     from botocore.exceptions import ConnectionClosedError, ResponseStreamingError
 

@@ -425,3 +425,304 @@ def test_secrets_stay_out_of_error_messages(moto, proxy, fd, bucket_name):
     assert result.status == "f"
     text = " ".join(ours(result)) + " ".join(i for n, i in result.calls if n == "bareosfd.DebugMessage")
     assert moto.secret not in text and moto.key not in text
+
+
+def _session():
+    """The job's BackupSession while the emulated job runs (None before and after)."""
+    plugin = sys.modules.get("bareos-fd-libcloud")
+    return getattr(getattr(plugin, "plugin", None), "backup", None)
+
+
+class _Watching:
+    """Runs ``step(session)`` every 5 ms on a thread while the block runs (the session may be None)."""
+
+    def __init__(self, step):
+        self.step, self.done = step, threading.Event()
+
+    def __enter__(self):
+        self.thread = threading.Thread(target=self._run)
+        self.thread.start()
+        return self
+
+    def _run(self):
+        while not self.done.is_set():
+            self.step(_session())
+            time.sleep(0.005)
+
+    def __exit__(self, *exc):
+        self.done.set()
+        self.thread.join()
+
+
+def _kept(sessions):
+    """A step that keeps every session seen, in ``sessions``."""
+    def step(session):
+        if session is not None and session not in sessions:
+            sessions.append(session)
+    return step
+
+
+def test_a_dead_signer_is_replaced(moto, proxy, fd, bucket_name):
+    """The signer dies while the first large object is read: the next ones are signed by a new
+    one (before, every later large object of the job failed)."""
+    objects = {"big%d" % i: os.urandom(2 * MiB + i) for i in range(3)}
+    moto.make_bucket(bucket_name, objects)
+    proxy.stall(1.0, after_bytes=MiB, times=1, method="GET", match="/%s/big0" % bucket_name)
+    killed = []
+
+    def kill(session):
+        helper = getattr(getattr(session, "signer", None), "helper", None)
+        if not killed and helper is not None and proxy.entries(method="GET", match="/%s/big0" % bucket_name):
+            os.kill(helper.process.pid, signal.SIGKILL)
+            killed.append(helper.process.pid)
+
+    with _Watching(kill), _Carried() as carried:
+        result = backup(fd, moto, proxy, bucket_name, prefetch_size="1M")
+    assert killed, "the test did not find the signer to kill"
+    assert result.status == "T", result.messages
+    assert saved(result) == objects
+    assert not carried  # all read by the job itself, the later ones signed by a new signer
+
+
+def test_when_no_signer_lives_large_objects_go_through_the_prefetchers(moto, proxy, fd, bucket_name):
+    """Once the first large object is read, every signing process dies as soon as it is seen:
+    after a few new ones the large objects are read by the prefetchers, and none is lost (also
+    not the one whose signer just died)."""
+    objects = {"big%d" % i: os.urandom(MiB + 300000 + i) for i in range(6)}
+    objects.update({"s%d" % i: os.urandom(3000) for i in range(5)})
+    moto.make_bucket(bucket_name, objects)
+    proxy.stall(0.3, after_bytes=None, times=None, method="GET", match="/%s/big" % bucket_name)
+    killed = []
+
+    def kill(session):
+        helper = getattr(getattr(session, "signer", None), "helper", None)
+        first_read = proxy.entries(method="GET", match="/%s/big" % bucket_name)
+        try:
+            if helper is not None and helper.process.pid not in killed and first_read:
+                os.kill(helper.process.pid, signal.SIGKILL)
+                killed.append(helper.process.pid)
+        except (OSError, ValueError, AttributeError):  # it ended meanwhile
+            pass
+
+    with _Watching(kill):
+        result = backup(fd, moto, proxy, bucket_name, prefetch_size="1M", debug="yes")
+    assert killed
+    assert result.status == "T", result.messages
+    assert saved(result) == objects
+    assert any("large objects go through the prefetch processes" in detail for _, detail in result.calls)
+
+
+def test_resumed_streams_give_their_memory_back(moto, proxy, fd, bucket_name, monkeypatch):
+    """A stream continued in another prefetcher keeps no second reservation: when every download
+    is released nothing is reserved (before, 1 MiB stayed per resume, and after ~256 resumes
+    prefetching fell to one object at a time)."""
+    monkeypatch.setenv("no_proxy", "127.0.0.1")  # large objects stream through the prefetchers
+    data = os.urandom(6 * MiB)
+    small = {"s%02d" % i: os.urandom(20000) for i in range(10)}
+    moto.make_bucket(bucket_name, dict(small, big=data))
+    proxy.stall(1.0, after_bytes=MiB, times=4, method="GET", match="/%s/big" % bucket_name)
+    kills, pools, pids = [], [], []
+
+    def kill(session):
+        pool = getattr(session, "pool", None)
+        if pool is None:
+            return
+        if pool not in pools:
+            pools.append(pool)
+        for helper in list(pool.helpers):
+            download = getattr(helper, "download", None)
+            reached = kills[-1] if kills else 0
+            if len(kills) < 3 and download is not None and download.key == "big" and download.received > reached:
+                try:
+                    if helper.process.pid in pids:
+                        continue
+                    os.kill(helper.process.pid, signal.SIGKILL)
+                except (OSError, ValueError, AttributeError):  # it ended meanwhile
+                    continue
+                pids.append(helper.process.pid)
+                kills.append(download.received)
+
+    with _Watching(kill):
+        result = backup(fd, moto, proxy, bucket_name, prefetch_size="1M", nb_prefetcher=3)
+    assert len(kills) == 3, kills
+    assert result.status == "T", result.messages
+    assert saved(result) == dict(small, big=data)
+    assert [pool.reserved for pool in pools] == [0]
+
+
+@pytest.mark.parametrize("path", ["small", "direct", "prefetcher"])
+def test_an_object_read_on_demand_must_be_the_listed_version(moto, proxy, fd, bucket_name, monkeypatch, path):
+    """Accurate mode: Bareos reads an object it has the listed attributes of (older than the
+    since time, but not in its catalog).  Overwritten between the listing and that read, it is
+    not saved under the old size (a restore would refuse it): the GET asks for the listed ETag,
+    the object is named, and the next backup saves the new version."""
+    import hashlib
+
+    if path == "prefetcher":
+        monkeypatch.setenv("no_proxy", "127.0.0.1")  # large objects stream through the prefetchers
+    old = os.urandom(3000 if path == "small" else 3 * MiB + 7)
+    new = os.urandom(len(old) // 2)
+    moto.make_bucket(bucket_name, {"keep": b"k"})
+    plugin = plugin_string(moto, via=proxy, buckets_include=bucket_name, prefetch_size="1M", nb_prefetcher=2,
+                           retry_max_wait=1)
+    assert fd.backup(plugin, accurate=True).status == "T"
+    client = moto.boto3_client()
+    client.put_object(Bucket=bucket_name, Key="obj", Body=old)
+    overwritten = []
+
+    def overwrite_when_read(method, target):  # a rule that never acts: it overwrites, once
+        if method == "GET" and target.startswith("/%s/obj" % bucket_name) and not overwritten:
+            client.put_object(Bucket=bucket_name, Key="obj", Body=new)
+            overwritten.append(target)
+        return False
+
+    proxy.respond(500, times=None, match=overwrite_when_read)
+    inc = fd.backup(plugin, level="I", accurate=True, since=int(time.time()) + 5)
+    assert overwritten
+    assert inc.status == "W", inc.messages
+    errors = ours(inc, M_ERROR)
+    assert len(errors) == 1 and "'obj'" in errors[0], errors
+    assert "changed after its attributes were sent" in errors[0], errors
+    gets = proxy.entries(method="GET", match="/%s/obj" % bucket_name)
+    assert gets[0].header("If-Match") == '"%s"' % hashlib.md5(old).hexdigest()
+    assert saved(inc).get("obj", b"") == b""  # Bareos catalogs a failed open with no bytes: a restore refuses it
+
+    again = fd.backup(plugin, level="I", accurate=True, since=int(time.time()) + 5)
+    assert again.status == "T", again.messages
+    assert saved(again) == {"obj": new}  # the journal brought it back
+    assert fd.current_state()[naming.object_fname(bucket_name, "obj")].read_bytes() == new
+
+
+@pytest.mark.parametrize("path", ["small", "direct", "prefetcher"])
+@pytest.mark.parametrize("kind", ["archived", "sse-c"])
+def test_an_object_no_plain_get_can_read_is_named_with_its_reason(moto, proxy, fd, bucket_name, monkeypatch,
+                                                                  path, kind):
+    """An object in an archive storage class (moto answers 403 InvalidObjectState, as S3 does)
+    or stored with a customer key (SSE-C: moto does not model it, so the proxy answers what S3
+    answers, 400 InvalidRequest) is named with the reason, not as "access denied"."""
+    if path == "prefetcher":
+        monkeypatch.setenv("no_proxy", "127.0.0.1")
+    data = os.urandom(3000 if path == "small" else 2 * MiB)
+    moto.make_bucket(bucket_name, {"fine": b"f"})
+    client = moto.boto3_client()
+    if kind == "archived":
+        client.put_object(Bucket=bucket_name, Key="obj", Body=data, StorageClass="DEEP_ARCHIVE")
+        reason = "archived in storage class DEEP_ARCHIVE, not readable without a restore request"
+    else:
+        client.put_object(Bucket=bucket_name, Key="obj", Body=data)
+        proxy.respond(400, times=None, method="GET", match="/%s/obj" % bucket_name, code="InvalidRequest",
+                      message="The object was stored using a form of Server Side Encryption. The correct "
+                              "parameters must be provided to retrieve the object.")
+        reason = "encrypted with a customer key (SSE-C)"
+    result = backup(fd, moto, proxy, bucket_name, prefetch_size="1M")
+    assert result.status == "W", result.messages
+    assert saved(result) == {"fine": b"f"}
+    errors = ours(result, M_ERROR)
+    assert len(errors) == 1 and "'obj'" in errors[0] and reason in errors[0], errors
+    assert "access denied" not in errors[0]
+    assert len(proxy.entries(method="GET", match="/%s/obj" % bucket_name)) == 1  # never retried
+
+
+@pytest.mark.parametrize("body", ["whole", "shorter", "longer"])
+def test_a_large_object_whose_get_states_no_size(moto, proxy, fd, bucket_name, tmp_path, body):
+    """A GET without Content-Length (chunked): Bareos is told the listed size, never -1 (2^64-1:
+    accurate jobs would save it again forever, and the restore's size check would be off); bytes
+    that do not add up to it fail the object, with its copy short of that size.  "shorter": the
+    object was overwritten with a shorter one after the listing; "longer": more bytes come."""
+    from harness import restored_keys
+
+    data, fine = os.urandom(3 * MiB + 5), os.urandom(2000)
+    moto.make_bucket(bucket_name, {"big": data, "fine": fine})
+    client, overwritten = moto.boto3_client(), []
+
+    def get_big(method, target):
+        if not target.startswith("/%s/big" % bucket_name):
+            return False
+        if body == "shorter" and not overwritten:
+            client.put_object(Bucket=bucket_name, Key="big", Body=data[: 2 * MiB])
+            overwritten.append(target)
+        return True
+
+    proxy.rechunk(times=None, method="GET", match=get_big, extra=b"surplus" if body == "longer" else b"")
+    result = backup(fd, moto, proxy, bucket_name, prefetch_size="1M")
+    record = [r for r in result.files if naming.parse_fname(r.fname)[1] == "big"][0]
+    assert record.statp["st_size"] == len(data)
+    if body == "whole":
+        assert result.status == "T", result.messages
+        assert saved(result) == {"big": data, "fine": fine}
+        return
+    assert result.status == "W", result.messages
+    errors = ours(result, M_ERROR)
+    assert len(errors) == 1 and "'big'" in errors[0], errors
+    if body == "longer":
+        assert "more than the %d bytes listed" % len(data) in errors[0]
+    else:
+        assert "fewer bytes than its size" in errors[0]
+    assert len(record.read_bytes()) < len(data)
+    where = str(tmp_path / "restore")
+    fd.restore(where=where)
+    assert restored_keys(where, bucket_name) == {"fine": fine}
+
+
+@pytest.mark.parametrize("path", ["direct", "prefetcher"])
+def test_retries_and_resumes_are_counted(moto, proxy, fd, bucket_name, monkeypatch, path):
+    """Without debug=yes too, the job counts every retried request and every resumed transfer,
+    the prefetchers' (their messages) and its own direct streams'."""
+    if path == "prefetcher":
+        monkeypatch.setenv("no_proxy", "127.0.0.1")
+    objects = {"small": os.urandom(1000), "large": os.urandom(3 * MiB)}
+    moto.make_bucket(bucket_name, objects)
+    proxy.respond(503, times=2, method="GET", match="/%s/small" % bucket_name)
+    proxy.stall(1.0, after_bytes=MiB + 3, then="reset", times=1, method="GET", match="/%s/large" % bucket_name)
+    sessions = []
+    with _Watching(_kept(sessions)):
+        result = backup(fd, moto, proxy, bucket_name, prefetch_size="1M")
+    assert result.status == "T", result.messages
+    assert saved(result) == objects
+    faults = sessions[-1].faults
+    assert (faults.retried, faults.resumed) == (2, 1)
+
+
+def test_a_stream_continued_in_another_prefetcher_is_counted_as_resumed(moto, proxy, fd, bucket_name,
+                                                                         monkeypatch):
+    monkeypatch.setenv("no_proxy", "127.0.0.1")
+    data = os.urandom(4 * MiB)
+    moto.make_bucket(bucket_name, {"big": data})
+    proxy.stall(2, after_bytes=MiB, times=1, method="GET", match="/%s/big" % bucket_name)
+    thread, killed = kill_the_prefetcher_streaming("big")
+    sessions = []
+    with _Watching(_kept(sessions)):
+        result = backup(fd, moto, proxy, bucket_name, prefetch_size="1M")
+    thread.join()
+    assert killed
+    assert result.status == "T", result.messages
+    assert saved(result) == {"big": data}
+    faults = sessions[-1].faults
+    assert (faults.retried, faults.resumed) == (0, 1)
+
+
+def test_the_lister_reports_its_retries(moto, proxy, bucket_name):
+    """The lister sends ("retried", text) for each retried request, whatever debug says (the job
+    counts them, backup.py)."""
+    from bareos_libcloud.helpers import Helper, python_executable, stop_servers
+    from bareos_libcloud.worker import lister_main
+
+    moto.make_bucket(bucket_name, {"k%d" % i: b"v" for i in range(3)})
+    proxy.respond(503, times=2, method="GET", match=re.compile(r"^/%s/?\?" % re.escape(bucket_name)))
+    config = {"provider": moto.provider, "timeout": 30, "retries": 5, "retry_max_wait": 0.5, "debug": False,
+              "secrets": [moto.secret], "buckets_include": [bucket_name], "ca_file": None,
+              "driver_kwargs": dict(key=moto.key, secret=moto.secret, host=proxy.host, port=proxy.port,
+                                    secure=False, region=moto.region)}
+    lister = Helper("bareos-libcloud-lister", lister_main, config, python_executable(), threading.Event())
+    try:
+        messages = []
+        while not messages or messages[-1][0] not in ("done", "fatal"):
+            assert lister.ready(30)
+            messages.append(lister.conn.recv())
+    finally:
+        lister.stop()
+        stop_servers()
+    kinds = [m[0] for m in messages]
+    assert kinds.count("retried") == 2 and "debug" not in kinds, messages
+    assert all("503" in m[1] for m in messages if m[0] == "retried")
+    assert kinds[-1] == "done"

@@ -37,9 +37,11 @@ def test_a_key_with_dot_segments_says_why_access_was_denied():
     assert "signature_version=4" in str(got)
 
 
-def _stream_through_a_prefetcher(moto, bucket, key, listed_size, monkeypatch):
+def _stream_through_a_prefetcher(moto, bucket, key, listed_size, monkeypatch, etag=None, texts=None):
     """worker._try_send_object in this process, on the generic (non-S3) branch of fetch, against
-    the real server: the messages a prefetcher sends for a stream, and the bytes it sent."""
+    the real server: the messages a prefetcher sends for a stream, and the bytes it sent.
+    ``etag``: the version asked for (as for an object read on demand); ``texts`` gets the
+    messages' texts."""
     import os
     import threading
     from multiprocessing.connection import Pipe
@@ -56,7 +58,7 @@ def _stream_through_a_prefetcher(moto, bucket, key, listed_size, monkeypatch):
     drv = driver.make_driver(moto.provider, dict(key=moto.key, secret=moto.secret, host=moto.host,
                                                  port=moto.port, secure=False, region=moto.region), 30)
     ours, theirs = Pipe(duplex=True)
-    request = ("get", 7, bucket, key, {"size": listed_size, "mtime": None, "etag": None}, 64 * 1024, 0, None)
+    request = ("get", 7, bucket, key, {"size": listed_size, "mtime": None, "etag": etag}, 64 * 1024, 0, etag)
     sender = threading.Thread(target=worker._try_send_object,
                               args=(theirs, drv, RetryPolicy(1, 0.1), request, True))
     sender.start()  # the pipe holds less than the object: read while it sends
@@ -64,6 +66,8 @@ def _stream_through_a_prefetcher(moto, bucket, key, listed_size, monkeypatch):
     while not messages or messages[-1] not in ("end", "error"):
         message = ours.recv()
         messages.append(message[0])
+        if texts is not None and message[0] in ("error", "retried", "resumed"):
+            texts.append(message[-1])
         if message[0] == "data":
             left = message[-1]
             while left:
@@ -96,3 +100,60 @@ def test_a_stream_longer_than_listed_is_kept(moto, bucket_name, monkeypatch):
     messages, sent = _stream_through_a_prefetcher(moto, bucket_name, "k", 100, monkeypatch)
     assert messages[0] == "begin" and messages[-1] == "end" and "error" not in messages
     assert sent == len(data)
+
+
+def test_a_generic_read_of_the_listed_version_confirms_it(moto, bucket_name, monkeypatch):
+    """Outside the S3 family a GET cannot carry If-Match: an object read on demand (its listed
+    attributes went to Bareos) is confirmed at the end to still have the listed ETag, or it is
+    an error naming why."""
+    import hashlib
+    import os
+
+    old, new = os.urandom(700 * 1024), os.urandom(700 * 1024)
+    moto.make_bucket(bucket_name, {"k": new})
+    texts = []
+    messages, _ = _stream_through_a_prefetcher(moto, bucket_name, "k", len(old), monkeypatch,
+                                               etag=hashlib.md5(old).hexdigest(), texts=texts)
+    assert messages[-1] == "error" and "changed after its attributes were sent" in texts[-1], texts
+    messages, sent = _stream_through_a_prefetcher(moto, bucket_name, "k", len(new), monkeypatch,
+                                                  etag=hashlib.md5(new).hexdigest())
+    assert messages[-1] == "end" and sent == len(new)
+
+
+@pytest.mark.parametrize("size, etag, error", [
+    (100, "e1", None),
+    (99, "e1", "100 bytes, 99 listed"),
+    (100, "e0", "ETag e1, e0 listed"),
+    (100, None, None),  # no listed ETag: the size is what can be compared
+])
+def test_an_object_read_on_demand_must_match_its_listed_attributes(size, etag, error):
+    from bareos_libcloud import prefetch
+
+    download = prefetch.Download(1, "b", "k", {})
+    download.state, download.size, download.etag = prefetch.COMPLETE, 100, "e1"
+    assert prefetch.changed_since_listed(download, size, etag) is (error is None)
+    if error:
+        assert download.state == prefetch.FAILED
+        assert "changed after its attributes were sent to Bareos (%s)" % error in download.error
+
+
+@pytest.mark.parametrize("status, document, text", [
+    (403, "<Error><Code>InvalidObjectState</Code><Message>The operation is not valid for the object's storage "
+          "class</Message><StorageClass>GLACIER</StorageClass></Error>",
+     "archived in storage class GLACIER, not readable without a restore request"),
+    (403, "<Error><Code>InvalidObjectState</Code><StorageClass>INTELLIGENT_TIERING</StorageClass>"
+          "<AccessTier>ARCHIVE_ACCESS</AccessTier></Error>",
+     "archived in storage class INTELLIGENT_TIERING (ARCHIVE_ACCESS), not readable"),
+    (400, "<Error><Code>InvalidRequest</Code><Message>The object was stored using a form of Server Side "
+          "Encryption. The correct parameters must be provided to retrieve the object.</Message></Error>",
+     "encrypted with a customer key (SSE-C)"),
+    (400, "<Error><Code>InvalidArgument</Code><Message>Requests specifying Server Side Encryption with "
+          "Customer provided keys must provide a valid encryption algorithm.</Message></Error>",
+     "encrypted with a customer key (SSE-C)"),
+    (403, b"<Error><Code>AccessDenied</Code></Error>", "access denied by the object store"),
+    (400, "<Error><Code>BadRequest</Code></Error>", "HTTP 400: BadRequest"),
+])
+def test_a_refused_get_names_its_reason(status, document, text):
+    assert text in str(fetch.error_of(status, document, "k"))
+    if status == 403:  # libcloud raises these with the error document as the value
+        assert text in str(fetch.translate(InvalidCredsError(document), "k"))
