@@ -11,10 +11,11 @@ import time
 from . import naming
 from .direct import DirectDownload, Signer
 from .helpers import Helper, HelperStartError
+from .joblog import plural
 from .prefetch import FAILED, VANISHED, Download, JobCancelled, PrefetchPool, changed_since_listed
 from .retry import FaultCounts, RetryPolicy
-from .streaming import ObjectReader
 from .shards import shard_of
+from .streaming import ObjectReader
 from .worker import lister_main
 
 SKIP, DECLARE, PREFETCH, STREAM = "skip", "declare", "prefetch", "stream"
@@ -187,12 +188,7 @@ class BackupSession:
                 raise SetupFailed("the listing process ended before it could start (see the debug log)")
             if message[0] == "fatal":
                 raise SetupFailed(message[1])
-            if message[0] == "warning":
-                self.log.warning(message[1])
-            if message[0] == "error":
-                self.log.error(message[1])
-            if message[0] == "debug":
-                self.log.debug(message[1])
+            self._report(message)
             if message[0] == "ready":
                 self.buckets = message[1]
                 self.log.debug("buckets to back up: %s" % ", ".join(self.buckets))
@@ -238,12 +234,8 @@ class BackupSession:
         kind = message[0]
         if kind == "entries":
             self._plan(message[1], message[2])
-        elif kind == "warning":
-            self.log.warning(message[1])
-        elif kind == "error":
-            self.log.error(message[1])
-        elif kind == "debug":
-            self.log.debug(message[1])
+        elif self._report(message):
+            pass
         elif kind == "bucket_done":
             self._bucket_done(message[1])
         elif kind == "bucket_failed":
@@ -255,6 +247,30 @@ class BackupSession:
         elif kind == "done":
             self.listing_done = True
         return not self.listing_done
+
+    def _report(self, message):
+        """A lister message for the job log or the fault counts; False for any other."""
+        kind = message[0]
+        if kind in FaultCounts.KINDS:
+            self.faults.count(kind, message[1])
+        elif kind in ("warning", "error", "debug"):
+            getattr(self.log, kind)(message[1])
+        else:
+            return False
+        return True
+
+    def summary(self):
+        """The accounting line of the job log (and of its progress messages)."""
+        text = self.stats.summary()
+        faults = self.faults
+        if faults.retried or faults.resumed:
+            text += "; %s retried, %s resumed" % (plural(faults.retried, "request"),
+                                                  plural(faults.resumed, "transfer"))
+        return text
+
+    def throttled(self):
+        """Whether the store failed often enough for a warning (a retry per 100 objects, 10 at least)."""
+        return self.faults.retried >= max(10, self.stats.listed // 100)
 
     def _plan(self, bucket, entries):
         policy, forced_names, stats = self.policy, self.forced, self.stats

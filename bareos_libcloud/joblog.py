@@ -10,6 +10,11 @@ import traceback
 SYSLOG_IDENT = "bareos-libcloud"
 
 
+def plural(number, noun):
+    """``1 object``, ``2 objects``."""
+    return "%d %s%s" % (number, noun, "" if number == 1 else "s")
+
+
 class JobLog:
     """Writes job messages and debug lines with every secret value masked."""
 

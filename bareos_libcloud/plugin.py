@@ -15,7 +15,7 @@ import time
 from . import naming
 from .backup import BackupSession, ChangePolicy, SetupFailed
 from .helpers import python_executable, stop_servers
-from .joblog import JobLog
+from .joblog import JobLog, plural
 from .journal import Journal
 from .lines import PluginLines, build_options
 from .options import OptionError, is_secret_option, split_plugin_string
@@ -177,7 +177,7 @@ class BareosFdPluginLibcloud:
                 forced = self.journal.load()
                 if forced:
                     self.log.info("%s an earlier backup could not save %s saved again"
-                                  % (_count(len(forced), "object"), "is" if len(forced) == 1 else "are"))
+                                  % (plural(len(forced), "object"), "is" if len(forced) == 1 else "are"))
             else:
                 self.log.warning("the daemon has no working directory: objects that fail are not retried")
         for line in self.lines:
@@ -223,7 +223,12 @@ class BareosFdPluginLibcloud:
         stats = session.stats
         if self.failed and not stats.listed:
             return
-        self.log.info(self._name_line(line, stats.summary()))
+        self.log.info(self._name_line(line, session.summary()))
+        if session.throttled():
+            faults = session.faults
+            self.log.warning(self._name_line(line, "the object store failed %s and broke %s: it may be "
+                                             "overloaded or throttling (debug=yes shows each)"
+                                             % (plural(faults.retried, "request"), plural(faults.resumed, "transfer"))))
         if self.failed or self.cancelled.is_set():
             return
         if session.listing_done and not stats.listed and not session.listing_failed:
@@ -233,7 +238,7 @@ class BareosFdPluginLibcloud:
         if stats.failed and line.opts.fail_on_error:
             self.failed = True
             self.log.fatal(self._name_line(line, "%s could not be saved and fail_on_error is set"
-                                           % _count(stats.failed, "object")))
+                                           % plural(stats.failed, "object")))
 
     def _end_backup(self):
         if not self.sessions_started:
@@ -320,7 +325,7 @@ class BareosFdPluginLibcloud:
             stats = backup.stats
             interval = self.lines.current.opts.progress_interval
             if interval and stats.done >= (backup.progress_next or interval):
-                self.log.info("progress: " + self._name_line(self.lines.current, stats.summary()))
+                self.log.info("progress: " + self._name_line(self.lines.current, backup.summary()))
                 backup.progress_next = stats.done + interval
         return self.fd.bRC_More
 
@@ -518,7 +523,3 @@ def _raw_secrets(text):
         return tuple(v for k, v in split_plugin_string(text) if is_secret_option(k) and v)
     except OptionError:
         return ()
-
-
-def _count(number, noun):
-    return "%d %s%s" % (number, noun, "" if number == 1 else "s")

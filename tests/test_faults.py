@@ -681,6 +681,22 @@ def test_retries_and_resumes_are_counted(moto, proxy, fd, bucket_name, monkeypat
     assert saved(result) == objects
     faults = sessions[-1].faults
     assert (faults.retried, faults.resumed) == (2, 1)
+    assert any("; 2 requests retried, 1 transfer resumed" in t for t in ours(result)), result.messages
+    assert not ours(result, M_WARNING)  # a few are no reason for a warning
+
+
+def test_a_store_that_fails_often_gets_a_warning(moto, proxy, fd, bucket_name):
+    """The listing's retries count too (the lister's messages), and many retries are a warning."""
+    objects = {"o%02d" % i: os.urandom(500) for i in range(12)}
+    moto.make_bucket(bucket_name, objects)
+    proxy.respond(503, times=2, method="GET", match=re.compile(r"^/%s/?\?" % re.escape(bucket_name)))
+    proxy.respond(503, times=10, method="GET", match="/%s/o" % bucket_name)
+    result = backup(fd, moto, proxy, bucket_name, retries=20, retry_max_wait=0)
+    assert result.status == "T", result.messages
+    assert saved(result) == objects
+    assert any("; 12 requests retried, 0 transfers resumed" in t for t in ours(result)), result.messages
+    warnings = ours(result, M_WARNING)
+    assert len(warnings) == 1 and "failed 12 requests" in warnings[0] and "throttling" in warnings[0]
 
 
 def test_a_stream_continued_in_another_prefetcher_is_counted_as_resumed(moto, proxy, fd, bucket_name,
