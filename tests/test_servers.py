@@ -122,8 +122,8 @@ def processes_naming(text):
 
 
 def test_rgw_starts_from_the_repository_alone(rgw, tmp_path):
-    """tests/ copied where nothing is beside it (and with no environment variable pointing
-    elsewhere) starts its own Ceph, serves S3 with its random keys and leaves no daemon behind."""
+    """tests/ copied where nothing is beside it starts its own Ceph, serves S3 with its random
+    keys and leaves no daemon behind."""
     copy = tmp_path / "clone" / "tests"
     shutil.copytree(HERE, copy, ignore=shutil.ignore_patterns("__pycache__"))
     script = """if True:
@@ -137,8 +137,7 @@ def test_rgw_starts_from_the_repository_alone(rgw, tmp_path):
         srv.stop()
         print(json.dumps({"body": body.decode(), "pids": pids, "ceph_dir": ceph_dir}))
     """
-    env = {k: v for k, v in os.environ.items() if k != "BAREOS_LIBCLOUD_SHARED"}
-    run = subprocess.run([sys.executable, "-c", script, str(copy)], cwd=str(tmp_path), env=env,
+    run = subprocess.run([sys.executable, "-c", script, str(copy)], cwd=str(tmp_path),
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=300)
     assert run.returncode == 0, run.stdout[-4000:]
     out = json.loads(run.stdout.splitlines()[-1])
