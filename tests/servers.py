@@ -517,7 +517,8 @@ def main(argv):
     if len(argv) != 1 or argv[0] not in SERVERS:
         print(USAGE, file=sys.stderr)
         return 2
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    for signum in (signal.SIGINT, signal.SIGTERM):  # also when started with SIGINT ignored (`cmd &`)
+        signal.signal(signum, signal.default_int_handler)
     srv = SERVERS[argv[0]]()
     t0 = time.monotonic()
     with srv:
