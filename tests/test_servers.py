@@ -167,10 +167,16 @@ def test_ceph_start_that_fails_stops_what_it_started(rgw, tmp_path):
 
 
 def test_servers_py_rejects_an_unknown_server():
-    run = subprocess.run([sys.executable, SERVERS_PY, "nosuch"], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True, timeout=30)
-    assert (run.returncode, run.stdout) == (2, "")
-    assert run.stderr.startswith("usage:") and "moto|rgw|azurite" in run.stderr
+    proc = subprocess.Popen([sys.executable, SERVERS_PY, "nosuch"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)  # with whatever server it started instead
+        proc.communicate()
+        pytest.fail("servers.py nosuch did not exit")
+    assert (proc.returncode, out) == (2, "")
+    assert err.startswith("usage:") and "moto|rgw|azurite" in err
 
 
 def test_servers_py_azurite_starts_azurite_not_moto(azurite):
