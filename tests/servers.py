@@ -7,8 +7,8 @@
         opts = s3.plugin_options()                  # "provider=S3_RGW:key=...:...:secure=false:region=..."
 
     if RadosGW.available():
-        with RadosGW() as s3:                       # real Ceph radosgw (memstore), ~2-3 s
-            ...
+        with RadosGW() as s3:                       # real Ceph radosgw (memstore), ~1.5-2 s
+            ...                                     # (tests/miniceph.py starts the cluster)
 
     with Azurite() as azure:                       # Microsoft's Azure Blob emulator (Node.js), ~1 s
         azure.make_bucket("ctr", {"a/b": b"data"})  # a container; plugin_options() says AZURE_BLOBS
@@ -18,7 +18,7 @@ All servers listen on 127.0.0.1 only, on free ports, and expose the same attribu
 constant), ``region``, ``endpoint_url``, and the methods ``plugin_options()``,
 ``boto3_client()``, ``libcloud_driver()``, ``make_bucket(name, objects)``, ``stop()``.
 
-Facts this relies on (../shared/reference/s3-servers.md):
+Facts this relies on (measured with libcloud 3.9.1 against radosgw 16.2.15 and moto 5.2.5):
 * libcloud's ``S3_RGW`` driver works against both. Its ``create_container`` sends
   ``LocationConstraint=<region>``; RGW's zonegroup is ``default``, so region must be
   ``default`` there. moto accepts that too, so both servers use region ``default``.
@@ -43,21 +43,15 @@ import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
-__all__ = ["S3Server", "MotoServer", "RadosGW", "Azurite", "free_port", "shared_dir", "repo_root"]
+import miniceph  # tests/miniceph.py, beside this file
+
+__all__ = ["S3Server", "MotoServer", "RadosGW", "Azurite", "free_port", "repo_root"]
 
 HOST = "127.0.0.1"
 
 
 def repo_root():
     return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def shared_dir():
-    """The project's shared/ directory: $BAREOS_LIBCLOUD_SHARED or <repo>/../shared."""
-    env = os.environ.get("BAREOS_LIBCLOUD_SHARED")
-    if env:
-        return os.path.abspath(env)
-    return os.path.join(os.path.dirname(repo_root()), "shared")
 
 
 def free_port():
@@ -87,25 +81,13 @@ def _free_port_block(size, low=20000, high=32000, tries=200):
     raise RuntimeError("no block of %d free ports in %d-%d" % (size, low, high))
 
 
-def _alive(pid):
-    try:
-        os.kill(pid, 0)
-    except OSError:
-        return False
-    return True
-
-
 def _random_token(n, alphabet=string.ascii_letters + string.digits):
     # letters and digits only: ':' and '=' would break the plugin option string
     return "".join(secrets.choice(alphabet) for _ in range(n))
 
 
-def _tail(path, n=40):
-    try:
-        with open(path, errors="replace") as f:
-            return "".join(f.readlines()[-n:])
-    except OSError:
-        return ""
+def _tail(path):
+    return miniceph.tail(path, 40)
 
 
 class S3Server:
@@ -305,18 +287,19 @@ class MotoServer(S3Server):
 
 
 class RadosGW(S3Server):
-    """A throw-away single-node Ceph with radosgw, via shared/servers/ceph-rgw-start|stop.
+    """A throw-away single-node Ceph with radosgw (``MiniCeph`` of tests/miniceph.py).
 
-    Everything lives in a private temp dir (CEPH_DIR), the ports are free ones (a block of 100
-    below the ephemeral range: MON_PORT, MON_PORT+1, and +10..+99 for the daemons; the S3
-    endpoint gets MON_PORT+2), and the S3 user gets a random key and secret. ``stop()`` runs
-    ``ceph-rgw-stop --wipe`` (after a SIGKILL of the daemons unless ``graceful_stop=True``:
-    a graceful stop takes about 10 s, and the data is wiped anyway). Needs ``apt-get install -y --no-install-recommends ceph-mon
+    Everything lives in a private temp dir (``ceph_dir``), the ports are free ones (a block of
+    100 below the ephemeral range: the monitor's ``mon_port`` and ``mon_port + 1``, the S3
+    endpoint ``mon_port + 2``, the daemons' own in ``mon_port + 10 .. + 99``), and the S3 user
+    gets a random key and secret. ``stop()`` kills the daemons (SIGKILL: the data is thrown
+    away anyway; ``graceful_stop=True`` sends SIGTERM first, which takes about 10 s), reaps
+    them and removes the directory. Needs ``apt-get install -y --no-install-recommends ceph-mon
     ceph-osd radosgw``; check ``RadosGW.available()`` first.
     """
 
-    TOOLS = ("ceph-mon", "ceph-osd", "radosgw", "radosgw-admin", "ceph", "ceph-authtool",
-             "monmaptool", "uuidgen", "curl")
+    TOOLS = miniceph.TOOLS
+    DAEMONS = miniceph.STOP_ORDER
     region = "default"
 
     def __init__(self, store="memstore", store_bytes=4 << 30, with_mgr=False,
@@ -332,107 +315,60 @@ class RadosGW(S3Server):
         self.mon_port = None
         self.tmpdir = None
         self.ceph_dir = None
+        self.cluster = None
         self.start_seconds = None
         self.start_output = ""
 
     # -- availability ---------------------------------------------------------------------
-    @staticmethod
-    def scripts():
-        d = os.path.join(shared_dir(), "servers")
-        return os.path.join(d, "ceph-rgw-start"), os.path.join(d, "ceph-rgw-stop")
-
     @classmethod
     def missing(cls):
         """What is missing to run radosgw here (empty list: available)."""
-        out = ["%s (not on PATH)" % t for t in cls.TOOLS if shutil.which(t) is None]
-        out += ["%s (not found; shared/ is looked for beside the repo or in "
-                "$BAREOS_LIBCLOUD_SHARED)" % s for s in cls.scripts() if not os.path.isfile(s)]
-        return out
+        return ["%s (not on PATH)" % t for t in miniceph.missing_tools()]
 
     @classmethod
     def available(cls):
         return not cls.missing()
 
     # -- lifecycle --------------------------------------------------------------------------
-    def _env(self):
-        env = dict(os.environ)
-        env.update(CEPH_DIR=self.ceph_dir, RGW_PORT=str(self.port), MON_PORT=str(self.mon_port),
-                   OSD_STORE=self.store, STORE_BYTES=str(self.store_bytes),
-                   WITH_MGR="1" if self.with_mgr else "0",
-                   S3_ACCESS_KEY=self.key, S3_SECRET_KEY=self.secret)
-        return env
-
     def start(self):
         if self.ceph_dir is not None:
             return self
-        missing = self.missing()
+        missing = miniceph.missing_tools(self.with_mgr)
         if missing:
-            raise RuntimeError("radosgw not available: missing " + ", ".join(missing))
-        start_script, _ = self.scripts()
+            raise RuntimeError("radosgw not available: missing %s (not on PATH)" % ", ".join(missing))
         t0 = time.monotonic()
         self.tmpdir = tempfile.mkdtemp(prefix="bareos-libcloud-rgw-")
-        self.ceph_dir = os.path.join(self.tmpdir, "ceph")
         atexit.register(self.stop)
-        last = ""
         for attempt in range(3):
+            self.ceph_dir = os.path.join(self.tmpdir, "ceph%d" % attempt)
             self.mon_port = _free_port_block(100)
-            self.port = self.mon_port + 2  # inside the checked block, unused by the script
+            self.port = self.mon_port + 2
+            self.cluster = miniceph.MiniCeph(self.ceph_dir, self.mon_port, self.port, store=self.store,
+                                         store_bytes=self.store_bytes, with_mgr=self.with_mgr)
             try:
-                r = subprocess.run(["bash", start_script], env=self._env(),
-                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                   stdin=subprocess.DEVNULL, text=True,
-                                   timeout=self.start_timeout)
-                rc, last = r.returncode, r.stdout
-            except subprocess.TimeoutExpired as e:
-                rc = "timeout after %ss" % self.start_timeout
-                last = (e.stdout or b"").decode(errors="replace") if isinstance(
-                    e.stdout, bytes) else (e.stdout or "")
-            if rc == 0:
-                self.start_output = last
-                self.start_seconds = time.monotonic() - t0
-                return self
-            self._stop_daemons()
-            if "already in use" not in last:  # a port race is worth a retry, nothing else
-                break
-        self.stop()
-        raise RuntimeError("ceph-rgw-start failed (%s):\n%s" % (rc, last[-4000:]))
-
-    DAEMONS = ("client.rgw.x", "osd.0", "mgr.x", "mon.a")  # ceph-rgw-stop's order
-
-    def _kill_daemons(self):
-        """SIGKILL the daemons: the cluster is wiped anyway, and radosgw alone needs about 6 s
-        to exit on SIGTERM (osd and mon 2 s each)."""
-        pids = []
-        for name in self.DAEMONS:
-            try:
-                with open(os.path.join(self.ceph_dir, "run", name + ".pid")) as f:
-                    pid = int(f.read().strip())
-                os.kill(pid, signal.SIGKILL)
-                pids.append(pid)
-            except (OSError, ValueError):
-                pass
-        deadline = time.monotonic() + 5
-        while pids and time.monotonic() < deadline:
-            pids = [p for p in pids if _alive(p)]
-            time.sleep(0.02)
-
-    def _stop_daemons(self):
-        _, stop_script = self.scripts()
-        if self.ceph_dir and not self.graceful_stop:
-            self._kill_daemons()
-        if self.ceph_dir and os.path.isfile(stop_script):
-            subprocess.run(["bash", stop_script, "--wipe"], env=self._env(),
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                           stdin=subprocess.DEVNULL, timeout=120)
+                remaining = max(1, self.start_timeout - (time.monotonic() - t0))
+                self.cluster.start(timeout=remaining)
+                self.cluster.create_s3_user("test", self.key, self.secret)
+            except miniceph.CephError as e:
+                self.cluster.stop()
+                if e.port_clash and attempt < 2:  # another process took a port: elsewhere
+                    continue
+                self.stop()
+                raise RuntimeError("the Ceph cluster for radosgw did not start: %s" % e) from None
+            break
+        self.start_output = self.cluster.report()
+        self.start_seconds = time.monotonic() - t0
+        return self
 
     def stop(self):
         if self.ceph_dir is None:
             return
         try:
-            self._stop_daemons()
+            if self.cluster is not None:
+                self.cluster.stop(graceful=self.graceful_stop)
         finally:
             shutil.rmtree(self.tmpdir, ignore_errors=True)
-            self.ceph_dir = self.tmpdir = None
+            self.ceph_dir = self.tmpdir = self.cluster = None
             try:
                 atexit.unregister(self.stop)
             except Exception:  # noqa: BLE001
@@ -440,23 +376,6 @@ class RadosGW(S3Server):
 
     def log_dir(self):
         return os.path.join(self.ceph_dir, "log") if self.ceph_dir else None
-
-
-if __name__ == "__main__":
-    # python3 tests/servers.py [moto|rgw]  - start a server and keep it up until Ctrl-C
-    kind = sys.argv[1] if len(sys.argv) > 1 else "moto"
-    srv = RadosGW() if kind == "rgw" else MotoServer()
-    with srv:
-        print("%s up in %.1fs" % (srv, srv.start_seconds))
-        print("plugin options:", srv.plugin_options())
-        print("endpoint: %s key=%s secret=%s region=%s"
-              % (srv.endpoint_url, srv.key, srv.secret, srv.region))
-        try:
-            while True:
-                time.sleep(3600)
-        except KeyboardInterrupt:
-            pass
-
 
 class Azurite:
     """Azurite, Microsoft's Azure Blob Storage emulator (npm package ``azurite``), on a free port.
@@ -586,3 +505,34 @@ class Azurite:
 
     def __exit__(self, *exc):
         self.stop()
+
+
+SERVERS = {"moto": MotoServer, "rgw": RadosGW, "azurite": Azurite}
+USAGE = "usage: python3 tests/servers.py {%s}" % "|".join(SERVERS)
+
+
+def main(argv):
+    """``python3 tests/servers.py moto|rgw|azurite``: start that server, print how to reach it,
+    keep it up until Ctrl-C (or SIGTERM)."""
+    if len(argv) != 1 or argv[0] not in SERVERS:
+        print(USAGE, file=sys.stderr)
+        return 2
+    for signum in (signal.SIGINT, signal.SIGTERM):  # also when started with SIGINT ignored (`cmd &`)
+        signal.signal(signum, signal.default_int_handler)
+    srv = SERVERS[argv[0]]()
+    t0 = time.monotonic()
+    with srv:
+        print("%s up in %.1fs at %s" % (type(srv).__name__, time.monotonic() - t0, srv.endpoint_url))
+        print("plugin options:", srv.plugin_options())
+        print("key=%s secret=%s region=%s" % (srv.key, srv.secret, getattr(srv, "region", None)),
+              flush=True)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

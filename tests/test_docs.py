@@ -54,3 +54,31 @@ def test_the_readme_says_where_bareos_shows_the_plugin_string():
         text = " ".join(handle.read().split())
     assert "never shown in any message" not in text
     assert "credentials_file" in text and "ahead of every object" in text
+
+
+#: Directories that are not the project's files: git's, and what run.py, pytest and setup.py make.
+NOT_THE_PROJECT = {".git", ".venv", "__pycache__", ".pytest_cache", ".hypothesis", "build", "dist", ".work",
+                   "node_modules"}
+
+
+def project_files():
+    for top, dirs, files in os.walk(REPO):
+        dirs[:] = [d for d in dirs if d not in NOT_THE_PROJECT and not d.endswith(".egg-info")]
+        for name in files:
+            if name != ".git" and not name.endswith(".pyc"):
+                yield os.path.join(top, name)
+
+
+def test_nothing_points_outside_the_repository():
+    """The project carries what its tests, benchmarks and docs need: no file names the directory
+    beside the repository or the machine it was written on."""
+    needles = [b".." + b"/shared", b"/work" + b"/shared"]
+    offenders = []
+    for path in project_files():
+        with open(path, "rb") as handle:
+            data = handle.read()
+        for number, line in enumerate(data.splitlines(), 1):
+            if any(needle in line for needle in needles):
+                offenders.append("%s:%d: %s" % (os.path.relpath(path, REPO), number,
+                                                line.decode("utf-8", "replace").strip()))
+    assert not offenders, "\n".join(offenders)
