@@ -178,7 +178,7 @@ class Hasher:
 
     On the job thread the check cost about 2 s of CPU per GiB, in series with Bareos's own work.
     At most ``depth`` chunks wait; ``hexdigest`` and ``stop`` join the thread, so none outlives the
-    object (a thread alive at job end aborts bareos-fd, real-fd-trace.md 8c).
+    object (a thread alive at job end aborts bareos-fd, real-fd-trace 8c).
     """
 
     def __init__(self, depth=4):
@@ -318,7 +318,7 @@ class DirectDownload:
 
     def _last_piece_problem(self):
         """What is wrong with the object, checked before its last piece goes to Bareos: bareos-fd
-        catalogs an object whose read failed anyway, with its full size (real-fd-trace.md 7), so
+        catalogs an object whose read failed anyway, with its full size (real-fd-trace 7), so
         a copy with wrong bytes must come out short of that size, where a restore sees it
         (restore.py).  None when the object is fine."""
         self.checked = True

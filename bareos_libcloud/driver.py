@@ -4,9 +4,9 @@ Three process-wide settings are made here, which is safe because helper processe
 
 * ``ALLOW_PATH_DOUBLE_SLASHES``: without it libcloud turns the key ``a//b`` into ``a/b``.
 * Response bodies without a charset are decoded as UTF-8.  S3 listings are UTF-8, but requests
-  guesses (with chardet inside bareos-fd it guessed MacRoman: real-fd-trace.md 8d).
+  guesses (with chardet inside bareos-fd it guessed MacRoman: real-fd-trace 8d).
 * ``.`` and ``..`` path segments are sent percent-encoded.  requests/urllib3 would otherwise
-  remove them, so the key ``a/../b`` would silently read object ``b`` (s3-servers.md 2).  The
+  remove them, so the key ``a/../b`` would silently read object ``b`` (docs/naming.md).  The
   request is still signed over the literal key, which is what the server checks against.
 * requests consults the environment for proxies on every request (a quarter of a small GET's
   CPU); when no ``*_proxy`` variable is set, sessions are told not to (``trust_env``).

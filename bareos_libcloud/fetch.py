@@ -234,7 +234,7 @@ def translate(exc, key=""):
 
     Imports nothing: the job thread classifies the errors of its direct streams here, and the
     job's interpreter must not load libcloud (its requests brings compiled modules that fail
-    from the second job on, real-fd-trace.md 8a).  An error class of a module that is not
+    from the second job on, real-fd-trace 8a).  An error class of a module that is not
     loaded cannot have been raised, so the classes are taken from the modules already loaded.
     """
     if isinstance(exc, (ObjectVanished, FetchError, Transient)):

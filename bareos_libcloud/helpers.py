@@ -1,11 +1,11 @@
 """Starting and ending the job's helper processes from inside bareos-fd.
 
-Measured in a real daemon (real-fd-trace.md 8b): ``fork`` in bareos-fd kills every child, so
+Measured in a real daemon (real-fd-trace 8b): ``fork`` in bareos-fd kills every child, so
 helpers come from multiprocessing's ``forkserver``: a fresh interpreter (the explicit ``python``)
 that imports libcloud once and forks each helper from itself, outside bareos-fd.  A spawned
 helper spent about 0.2 s of CPU importing libcloud before its first request; a forked one starts
 with it loaded.  The fork server and multiprocessing's resource tracker would outlive the job, so
-both are stopped at its end (real-fd-trace.md 8b: nothing is left over); every helper is joined.
+both are stopped at its end (real-fd-trace 8b: nothing is left over); every helper is joined.
 """
 
 import os

@@ -1,6 +1,6 @@
 """Job messages, debug tracing and secret scrubbing: the one way text leaves the plugin.
 
-``bareosfd`` may only be called on the job thread (real-fd-trace.md 8c); helper processes and
+``bareosfd`` may only be called on the job thread (real-fd-trace 8c); helper processes and
 the cancel thread therefore never log through here directly.
 """
 

@@ -1,7 +1,7 @@
 """The retry journal: objects a backup could not save, saved again by later backups.
 
 Bareos cannot be told "this file is incomplete": after a failed read it still catalogs the file
-with its full size (real-fd-trace.md section 7), and the next incremental would find it
+with its full size (real-fd-trace section 7), and the next incremental would find it
 unchanged.  So every object that was not saved is appended (and fsynced) to a small journal in
 the daemon's working directory, one per Job name, with the level of the job it failed in.  Later
 backups of that job save those objects whatever their Last-Modified (plugin.py has Bareos skip

@@ -6,7 +6,7 @@ catalog text, and no symbolic link on the way is followed.  Data goes to a tempo
 target directory and is renamed into place at IO_CLOSE, after its mtime is set, so a failed or
 cancelled restore never leaves a half-written object under its real name.  Nor does a backup
 whose copy of the object is incomplete: bareos-fd catalogs an object whose read failed with its
-full size (real-fd-trace.md 7), so a copy with fewer bytes than that is dropped with an error
+full size (real-fd-trace 7), so a copy with fewer bytes than that is dropped with an error
 naming it.
 """
 

@@ -167,7 +167,7 @@ def _try_send_object(conn, drv, retry, request, last):
     parts, held, began = [], 0, False
     # A stream's newest chunk waits for the next one, and the last one until read_object has
     # checked size and MD5: bareos-fd catalogs a failed read with the object's full size
-    # (real-fd-trace.md 7), so a bad copy must come out short of it, where a restore sees it.
+    # (real-fd-trace 7), so a bad copy must come out short of it, where a restore sees it.
     withheld = None
     announced, total = None, start
     try:

@@ -1,7 +1,7 @@
 """Tests of the bareos-fd emulator itself (tests/fdemu), with tiny fake plugins.
 
-The expected sequences are those of real-fd-trace.md and
-bareos-python-fd-api.md; section numbers are given per test.
+The expected sequences are those of real-fd-trace and
+the API (docs/emulator.md); section numbers are given per test.
 """
 
 import glob

@@ -1,6 +1,6 @@
 """The plugin's job side imports nothing that breaks in a bareos-fd sub-interpreter.
 
-Compiled wheels (mypyc, PyO3) fail from the second job on in bareos-fd (real-fd-trace.md 8a),
+Compiled wheels (mypyc, PyO3) fail from the second job on in bareos-fd (real-fd-trace 8a),
 so the job's interpreter must not import libcloud, requests or any third-party module.
 """
 
@@ -47,7 +47,7 @@ print(' '.join(sorted(m for m in set(sys.modules) - before if m.split('.')[0] no
 def test_a_broken_direct_stream_imports_nothing_more_on_the_job_side():
     """A transfer that breaks on the job thread (direct.py) is classified without importing
     libcloud there: its requests dependency brings compiled modules that fail from the
-    second job on (real-fd-trace.md 8a), which would turn a retry into an ImportError."""
+    second job on (real-fd-trace 8a), which would turn a retry into an ImportError."""
     out = subprocess.run(
         [sys.executable, "-c", ERROR_PATH_PROBE], cwd=ROOT, capture_output=True, text=True, check=True
     ).stdout.splitlines()

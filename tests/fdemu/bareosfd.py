@@ -3,7 +3,7 @@
 The emulator executes this file afresh for every job (the real daemon runs
 each job in a new sub-interpreter), installs the result as
 ``sys.modules['bareosfd']`` and binds it to the running job with ``_bind``.
-Constants and packet layouts follow bareos-python-fd-api.md section 3.
+Constants and packet layouts follow the API (docs/emulator.md) section 3.
 """
 
 import threading
