@@ -4,7 +4,7 @@
     python3 run.py demo [args]         run tests/demo.py's main()
     python3 run.py test [pytest args]  run `python -m pytest tests [pytest args]`
 
-Needs nothing but a python3 (>= 3.9). On first use it
+Needs nothing but a python3 (>= 3.10). On first use it
 
 1. creates a virtualenv in .venv (``python3 -m venv``; when ensurepip is missing, as on a Debian
    without python3-venv, it creates the venv ``--without-pip`` and bootstraps pip from the
@@ -188,8 +188,8 @@ def install_project():
 
 
 def bootstrap_and_reexec(argv):
-    if sys.version_info < (3, 9):
-        die("python >= 3.9 needed, this is %s" % sys.version.split()[0])
+    if sys.version_info < (3, 10):
+        die("python >= 3.10 needed, this is %s" % sys.version.split()[0])
     if os.environ.get(IN_VENV_FLAG):
         die("re-executed into %s but sys.prefix is %s" % (VENV_PY, sys.prefix))
     if not venv_python_works():
