@@ -117,7 +117,7 @@ class BareosFdPluginLibcloud:
             self.restore_opts[text] = build_options(text, need_remote=False)
 
     def _configure_log(self):
-        every = list(self.lines) and [line.opts for line in self.lines] or list(self.restore_opts.values())
+        every = [line.opts for line in self.lines] or list(self.restore_opts.values())
         self.log.configure(tuple(s for o in every for s in o.secrets), any(o.debug for o in every))
         for opts in every:
             for text in opts.warnings:
