@@ -9,6 +9,8 @@ Fixtures
   s3           parametrized over both servers: a test using it runs once on moto and once on
                radosgw (the radosgw run carries the `rgw` marker)
   bucket_name  a unique, valid bucket name for the current test
+  fd           an emulated bareos-fd (tests/fdemu) with its working directory in tmp_path
+  proxy        a FaultProxy (tests/faultproxy.py) in front of moto
 
 Every test (autouse)
   job-side imports: an import statement run in the emulated daemon's job interpreter (its job,
@@ -141,6 +143,21 @@ def _installed_package(top):
     module = sys.modules.get(top)
     where = getattr(module, "__file__", None) or "".join(getattr(module, "__path__", []) or [])
     return "site-packages" in where or "dist-packages" in where
+
+
+@pytest.fixture
+def fd(tmp_path):
+    from fdemu import FileDaemon
+
+    return FileDaemon(str(tmp_path / "fd"))
+
+
+@pytest.fixture
+def proxy(moto):
+    from faultproxy import FaultProxy
+
+    with FaultProxy(moto.host, moto.port) as p:
+        yield p
 
 
 @pytest.fixture(autouse=True)

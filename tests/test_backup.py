@@ -10,7 +10,6 @@ import time
 import pytest
 
 from faultproxy import FaultProxy
-from fdemu import FileDaemon
 from harness import MiB, bucket_mtimes, bucket_objects, plugin_string, restored_keys
 from privateca import private_ca
 
@@ -21,11 +20,6 @@ SMALL = {"a.txt": b"hello", "dir/b.bin": b"B" * 5000, "dir/sub/c": b"c" * 70000,
 
 def fname(bucket, key):
     return naming.object_fname(bucket, key)
-
-
-@pytest.fixture
-def fd(tmp_path):
-    return FileDaemon(str(tmp_path / "fd"))
 
 
 def plugin_fatals(result):

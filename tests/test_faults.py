@@ -13,24 +13,11 @@ import time
 
 import pytest
 
-from faultproxy import FaultProxy
-from fdemu import FileDaemon
 from harness import MiB, plugin_string
 
 from bareos_libcloud import naming
 
 M_ERROR, M_WARNING = 4, 5
-
-
-@pytest.fixture
-def fd(tmp_path):
-    return FileDaemon(str(tmp_path / "fd"))
-
-
-@pytest.fixture
-def proxy(moto):
-    with FaultProxy(moto.host, moto.port) as p:
-        yield p
 
 
 def saved(result):

@@ -4,17 +4,10 @@ time it began).  Against moto, through the emulated daemon."""
 
 import time
 
-import pytest
 
-from fdemu import FileDaemon
 from harness import plugin_string
 
 from bareos_libcloud import naming
-
-
-@pytest.fixture
-def fd(tmp_path):
-    return FileDaemon(str(tmp_path / "fd"))
 
 
 def saved(result):

@@ -7,27 +7,13 @@ record every object after that point as deleted.
 import re
 import time
 
-import pytest
 
-from faultproxy import FaultProxy
-from fdemu import FileDaemon
 from harness import plugin_string
 
 from bareos_libcloud import naming
 
 M_ERROR = 4
 OBJECTS = {"k%02d" % i: b"%d" % i for i in range(12)}
-
-
-@pytest.fixture
-def fd(tmp_path):
-    return FileDaemon(str(tmp_path / "fd"))
-
-
-@pytest.fixture
-def proxy(moto):
-    with FaultProxy(moto.host, moto.port) as p:
-        yield p
 
 
 def ours(result, kind):

@@ -6,15 +6,9 @@ import time
 
 import pytest
 
-from fdemu import FileDaemon
 from harness import REPO
 
 from bareos_libcloud import naming
-
-@pytest.fixture
-def fd(tmp_path):
-    return FileDaemon(str(tmp_path / "fd"))
-
 
 def saved(result):
     return {naming.parse_fname(r.fname)[1]: r for r in result.files if r.cataloged and not r.deleted}

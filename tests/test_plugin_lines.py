@@ -7,9 +7,7 @@ at the FileSet command, then with one line's options before that line's start_ba
 
 import time
 
-import pytest
 
-from fdemu import FileDaemon
 from harness import plugin_string, restored_keys
 from servers import MotoServer, free_port
 
@@ -17,11 +15,6 @@ from bareos_libcloud import naming
 
 M_FATAL, M_ERROR, M_INFO = 3, 4, 6
 YEARS = {"2023/a": b"a23", "2023/b": b"b23" * 1000, "2024/a": b"a24", "2024/c/d": b"d24" * 3000, "other": b"o"}
-
-
-@pytest.fixture
-def fd(tmp_path):
-    return FileDaemon(str(tmp_path / "fd"))
 
 
 def ours(result, kind=None):

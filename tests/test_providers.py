@@ -15,7 +15,6 @@ import os
 
 import pytest
 
-from fdemu import FileDaemon
 from harness import REPO, MiB, plugin_string, restored_keys
 from servers import free_port
 
@@ -29,11 +28,6 @@ OBJECTS = {
     "big/streamed": os.urandom(2 * MiB + 17),  # over prefetch_size: streamed, not held whole
 }
 FAST = {"nb_prefetcher": 2, "prefetch_size": "1M", "retry_max_wait": 1}
-
-
-@pytest.fixture
-def fd(tmp_path):
-    return FileDaemon(str(tmp_path / "fd"))
 
 
 def for_provider(server, provider, region=True, key_prefix="", **options):

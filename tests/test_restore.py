@@ -7,15 +7,9 @@ import signal
 
 import pytest
 
-from fdemu import FileDaemon
 from harness import MiB, all_files_under, plugin_string, restored_keys
 
 M_ERROR = 4
-
-
-@pytest.fixture
-def fd(tmp_path):
-    return FileDaemon(str(tmp_path / "fd"))
 
 
 @contextlib.contextmanager

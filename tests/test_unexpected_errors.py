@@ -5,20 +5,13 @@ fault injected (tests/fdemu/testplugins/bareos-fd-libcloud-raising.py), against 
 import os
 import time
 
-import pytest
 
-from fdemu import FileDaemon
 from harness import REPO, plugin_string
 
 from bareos_libcloud import naming
 
 PLUGINS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fdemu", "testplugins")
 M_FATAL, M_ERROR = 3, 4
-
-
-@pytest.fixture
-def fd(tmp_path):
-    return FileDaemon(str(tmp_path / "fd"))
 
 
 def raising(server, bucket):
