@@ -189,8 +189,8 @@ class Progress:
         elif text.startswith(("Downloading ", "Building wheel", "Installing build dependencies",
                               "Getting requirements", "Preparing ")):
             self.doing = text.split(" (")[0].rstrip(".:").lower()
-            if self.doing.startswith("downloading "):
-                self.doing = "downloading " + os.path.basename(self.doing.split()[1])
+            if self.doing.startswith("downloading "):  # a wheel's or an archive's name: its project
+                self.doing = "downloading " + os.path.basename(self.doing.split()[1]).split("-")[0]
         elif text.startswith("Installing collected packages"):
             names = text.partition(":")[2]
             self.doing = "installing %d packages into .venv" % (names.count(",") + 1)
@@ -199,7 +199,8 @@ class Progress:
         now = time.monotonic()
         status = "%s: %.0f s, %d packages collected; %s" % (self.what, now - self.t0, self.collected, self.doing)
         if self.tty:
-            sys.stderr.write("\r\033[K" + status[:150])
+            width = shutil.get_terminal_size().columns - 1  # a wrapped line would not be rewritten
+            sys.stderr.write("\r\033[K" + status[:width])
             sys.stderr.flush()
             self.shown = True
         elif now - self.said >= self.PROGRESS_EVERY:
