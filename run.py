@@ -9,8 +9,9 @@ Needs nothing but a python3 (>= 3.10). On first use it
 1. creates a virtualenv in .venv (``python3 -m venv``; when ensurepip is missing, as on a Debian
    without python3-venv, it creates the venv ``--without-pip`` and bootstraps pip from the
    newest pip wheel on PyPI),
-2. runs ``pip install -e '.[test]'`` and records the hash of setup.py in a stamp file under
-   .venv, so later runs skip the install until setup.py changes,
+2. runs ``pip install -e '.[test]'`` (saying what it is doing while it runs) and records the
+   hash of pyproject.toml in a stamp file under .venv, so later runs skip the install until
+   pyproject.toml changes,
 3. re-executes itself with the venv's python and runs the requested action there.
 
 For ``test`` it also makes sure Ceph (ceph-mon, ceph-osd, radosgw) is installed for the radosgw
@@ -29,6 +30,7 @@ import hashlib
 import importlib.util
 import json
 import os
+import select
 import shutil
 import subprocess
 import sys
@@ -156,32 +158,103 @@ def bootstrap_pip():
     say("pip %s installed into the venv" % meta["info"]["version"])
 
 
-def setup_hash():
+def project_hash():
     h = hashlib.sha256()
-    with open(os.path.join(ROOT, "setup.py"), "rb") as f:
+    with open(os.path.join(ROOT, "pyproject.toml"), "rb") as f:
         h.update(f.read())
     return h.hexdigest()
 
 
+class Progress:
+    """What a long pip run is doing, from its output: one line rewritten in place on a terminal,
+    otherwise a line every PROGRESS_EVERY seconds."""
+
+    PROGRESS_EVERY = 10.0
+
+    def __init__(self, what):
+        self.what = what
+        self.t0 = time.monotonic()
+        self.said = self.t0
+        self.doing = "starting"
+        self.collected = 0
+        self.tty = sys.stderr.isatty()
+        self.shown = False
+
+    def line(self, text):
+        """One line of pip's output."""
+        text = text.strip()
+        if text.startswith("Collecting "):
+            self.collected += 1
+            self.doing = "collecting " + text.split()[1]
+        elif text.startswith(("Downloading ", "Building wheel", "Installing build dependencies",
+                              "Getting requirements", "Preparing ")):
+            self.doing = text.split(" (")[0].rstrip(".:").lower()
+            if self.doing.startswith("downloading "):  # a wheel's or an archive's name: its project
+                self.doing = "downloading " + os.path.basename(self.doing.split()[1]).split("-")[0]
+        elif text.startswith("Installing collected packages"):
+            names = text.partition(":")[2]
+            self.doing = "installing %d packages into .venv" % (names.count(",") + 1)
+
+    def tick(self):
+        now = time.monotonic()
+        status = "%s: %.0f s, %d packages collected; %s" % (self.what, now - self.t0, self.collected, self.doing)
+        if self.tty:
+            width = shutil.get_terminal_size().columns - 1  # a wrapped line would not be rewritten
+            sys.stderr.write("\r\033[K" + status[:width])
+            sys.stderr.flush()
+            self.shown = True
+        elif now - self.said >= self.PROGRESS_EVERY:
+            self.said = now
+            say(status)
+
+    def done(self):
+        if self.shown:
+            sys.stderr.write("\r\033[K")
+            sys.stderr.flush()
+
+
+def run_logged(cmd, log, what):
+    """Run ``cmd`` in ROOT with its output into ``log``, showing progress; its exit status."""
+    progress = Progress(what)
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        pending = b""
+        try:
+            while True:
+                if select.select([proc.stdout], [], [], 0.5)[0]:
+                    data = os.read(proc.stdout.fileno(), 65536)
+                    if not data:
+                        break
+                    out.write(data)
+                    *lines, pending = (pending + data).split(b"\n")
+                    for line in lines:
+                        progress.line(line.decode("utf-8", "replace"))
+                progress.tick()
+        finally:
+            progress.done()
+            proc.stdout.close()
+        return proc.wait()
+
+
 def install_project():
-    digest = setup_hash()
+    digest = project_hash()
     try:
         with open(STAMP) as f:
             if f.read().strip() == digest:
                 return
     except OSError:
         pass
-    say("pip install -e '.[test]' (output in %s/pip-install.log)" % LOG_DIR)
+    say("pip install -e '.[test]': the plugin, libcloud and the test tools from PyPI (about a minute "
+        "the first time; output in %s/pip-install.log)" % LOG_DIR)
     os.makedirs(LOG_DIR, exist_ok=True)
     log = os.path.join(LOG_DIR, "pip-install.log")
     t0 = time.monotonic()
-    with open(log, "w") as out:
-        r = subprocess.run([VENV_PY, "-m", "pip", "install", "--disable-pip-version-check",
-                            "-e", ".[test]"], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
-    if r.returncode != 0:
+    returncode = run_logged([VENV_PY, "-m", "pip", "install", "--disable-pip-version-check", "-e", ".[test]"],
+                            log, "installing")
+    if returncode != 0:
         with open(log, errors="replace") as f:
             sys.stderr.write(f.read()[-6000:])
-        die("pip install -e '.[test]' failed (exit %d), full log: %s" % (r.returncode, log))
+        die("pip install -e '.[test]' failed (exit %d), full log: %s" % (returncode, log))
     with open(STAMP, "w") as f:
         f.write(digest + "\n")
     say("installed in %.1fs" % (time.monotonic() - t0))

@@ -1,15 +1,16 @@
 """The main job on an embedded default: `python3 run.py demo`.
 
-Starts a local S3 server (moto) on 127.0.0.1, fills a sample bucket, runs a Full backup, changes
-the bucket, runs an accurate Incremental, restores the newest state and compares every restored
-byte with the bucket, all through the emulated bareos-fd (tests/fdemu). Exits non-zero if
-anything differs.
+Starts a local S3 server (moto) on 127.0.0.1, fills a sample bucket, checks the plugin string
+with the ``bareos-libcloud`` command, runs a Full backup, changes the bucket, runs an accurate
+Incremental, restores the newest state and compares every restored byte with the bucket, all
+through the emulated bareos-fd (tests/fdemu). Exits non-zero if anything differs.
 """
 
 import argparse
 import os
 import random
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -19,7 +20,7 @@ sys.path.insert(0, HERE)
 sys.path.insert(1, os.path.dirname(HERE))
 
 from fdemu import FileDaemon  # noqa: E402
-from harness import MiB, bucket_objects, plugin_string, restored_keys  # noqa: E402
+from harness import REPO, MiB, bucket_objects, restored_keys  # noqa: E402
 from servers import MotoServer  # noqa: E402
 
 BUCKET = "demo-photos"
@@ -57,6 +58,17 @@ def show(title, result):
         print("   catalog: recorded as deleted: %s" % name)
 
 
+def command(argv):
+    """Run ``python3 -m bareos_libcloud ARGV`` (the ``bareos-libcloud`` command) and show its output."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [REPO, os.environ.get("PYTHONPATH")])))
+    done = subprocess.run([sys.executable, "-m", "bareos_libcloud"] + argv, env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True)
+    for line in done.stdout.splitlines():
+        print("   " + line)
+    print("   (exit status %d)" % done.returncode)
+    return done.returncode
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--objects", type=int, default=400, help="small objects in the sample bucket")
@@ -64,6 +76,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     work = tempfile.mkdtemp(prefix="bareos-libcloud-demo-")
+    where = os.path.join(work, "bareos-restores")
     ok = False
     try:
         with MotoServer() as s3:
@@ -74,9 +87,19 @@ def main(argv=None):
             time.sleep(1.1)  # Last-Modified has one-second resolution
 
             fd = FileDaemon(os.path.join(work, "fd"))
-            plugin = plugin_string(s3, buckets_include=BUCKET, nb_prefetcher=4)
-            shown = plugin.replace(s3.secret, "***").replace(s3.key, "***")
-            print("FileSet: Plugin = \"%s\"" % shown)
+            credentials = os.path.join(work, "libcloud-demo.cred")
+            with open(os.open(credentials, os.O_WRONLY | os.O_CREAT, 0o600), "w") as handle:
+                handle.write("key=%s\nsecret=%s\n" % (s3.key, s3.secret))
+            plugin = ("python3:module_path=%s:module_name=bareos-fd-libcloud"
+                      ":provider=%s:host=%s:port=%d:secure=false:region=%s"
+                      ":credentials_file=%s:buckets_include=%s:nb_prefetcher=4"
+                      % (REPO, s3.provider, s3.host, s3.port, s3.region, credentials, BUCKET))
+            print("\nThe FileSet's plugin string (the keys are in the credentials file, mode 600, never in the string):")
+            print('   Plugin = "%s"' % plugin)
+            print("\n== bareos-libcloud check (what an operator runs before the first job)")
+            command(["check", plugin])
+            print("\n== bareos-libcloud size")
+            command(["size", plugin])
             show("Full backup", fd.backup(plugin, accurate=True))
 
             client = s3.boto3_client()
@@ -86,7 +109,6 @@ def main(argv=None):
             print("\nchanged the bucket: 1 added, 1 changed, 1 deleted")
             show("Incremental backup (accurate)", fd.backup(plugin, level="I", accurate=True))
 
-            where = os.path.join(work, "bareos-restores")
             show("Restore of the newest state to %s" % where, fd.restore(where=where))
 
             expected = bucket_objects(s3, BUCKET)
@@ -102,10 +124,15 @@ def main(argv=None):
             ok = not (missing or extra or wrong)
             print("   %s" % ("OK: the restore equals the bucket, byte for byte" if ok else "FAILED"))
     finally:
+        print()
         if args.keep:
-            print("work directory kept: %s" % work)
+            print("Kept (--keep): the restored objects in %s" % os.path.join(where, "@libcloud", BUCKET))
+            print("               the emulated daemon's catalog and volumes in %s" % os.path.join(work, "fd"))
         else:
             shutil.rmtree(work, ignore_errors=True)
+            print("The work directory is removed; with --keep the restored objects stay for a look.")
+    print("Next: install the plugin into Bareos, see README.md, section \"Installing into Bareos\" "
+          "(and docs/install.md).")
     return 0 if ok else 1
 
 

@@ -111,6 +111,42 @@ def run_estimate(rt, plugin, flags):
     return run
 
 
+#: Verify levels (include/job_level.h) and how bareos-fd and the director run them.
+VERIFY_LEVELS = {"O": "VolumeToCatalog", "d": "DiskToCatalog", "C": "Catalog", "V": "InitCatalog", "A": "Data"}
+
+
+def run_verify(rt, plugin, level, records):
+    """A Verify job as a command plugin sees it (filed/dir_cmd.cc VerifyCmd).
+
+    Every level gets the FileSet first (bEventPluginCommand per Plugin line: the module is
+    loaded and parses its options), then bEventLevel and bEventStartVerifyJob.
+    * "O" VolumeToCatalog (filed/verify_vol.cc): the storage daemon reads the verified job's
+      volume; the attribute and digest records on it go to the director, which compares them with
+      the catalog (dird/verify.cc).  Data records are skipped; no plugin callback runs.  Here the
+      records read back are the catalog's own, so each one matches.
+    * "d" DiskToCatalog, "C" Catalog, "V" InitCatalog (filed/verify.cc DoVerify): FindFiles runs
+      without a plugin callback, so the first Plugin line ends the job (findlib/find.cc).
+    * "A" Data: the director has no implementation (dird/verify.cc: "Unimplemented verify level").
+    """
+    lines = plugin_lines(plugin)
+    _fileset_command(rt, lines)
+    rt.phase_status = "R"
+    rt.event(12)
+    rt.event(7)
+    run = BackupRun(rt, lines[0], DEFAULT_FLAGS)
+    if rt.stopped:
+        pass
+    elif level == "O":
+        run.summary.update(files_examined=len(records), bytes_read=sum(r.size for r in records))
+    elif level in ("d", "C", "V"):
+        rt.message(M_FATAL, 'Plugin: "%s" not found.\n' % lines[0])
+    else:
+        rt.message(M_FATAL, "Unimplemented verify level %d\n" % ord(level))
+    rt.event(8)
+    rt.event(2)
+    return run
+
+
 class FileState:
     """Per-file bookkeeping while the core saves one plugin file."""
 

@@ -11,7 +11,7 @@ import sys
 import threading
 import time
 
-from .backup import DEFAULT_FLAGS, plugin_lines, run_backup, run_estimate
+from .backup import DEFAULT_FLAGS, VERIFY_LEVELS, plugin_lines, run_backup, run_estimate, run_verify
 from .catalog import Catalog, VolumeWriter
 from .guards import Snapshot, broken_strptime, no_fork, private_tempdir
 from .job import M_INFO, EmulatorError, JobResult, JobRuntime
@@ -108,6 +108,26 @@ class FileDaemon:
         if not listing:
             result.listing = []
         result.status = rt.final_status()
+        return self._finish(result)
+
+    def verify(self, plugin, level="O", job_name="backup-job", jobid=None):
+        """Run a Verify job of a backup of ``job_name`` (its last good one, or ``jobid``) on this
+        client (``backup.run_verify``).  ``level``: "O" VolumeToCatalog, "d" DiskToCatalog, "C"
+        Catalog, "V" InitCatalog, "A" Data.  ``plugin``: the FileSet the client gets (the verified
+        Job's, with ``Verify Job =``)."""
+        if level not in VERIFY_LEVELS:
+            raise ValueError("level must be one of %s" % ", ".join(VERIFY_LEVELS))
+        if jobid is None:
+            backups = self.catalog.good_backups(job_name)
+            if not backups:
+                raise ValueError("no backup of %s to verify" % job_name)
+            jobid = backups[-1]["jobid"]
+        records = list(self.catalog.job(jobid)["files"])
+        start = int(time.time())
+        result = JobResult(self.catalog.new_jobid(), "V", level, job_name=job_name)
+        rt = self._runtime(result, "V", level, 0, False, job_name, start)
+        run = self._run(rt, plugin, lambda: run_verify(rt, plugin, level, records))
+        result.summary.update(run.summary if run else {})
         return self._finish(result)
 
     def restore(self, where="/tmp/bareos-restores", replace="always",

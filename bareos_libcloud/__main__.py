@@ -1,0 +1,7 @@
+"""``python3 -m bareos_libcloud``: the ``bareos-libcloud`` command (cli.py)."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())
