@@ -69,7 +69,9 @@ class BareosFdPluginLibcloud:
         self.warned = set()
         self.failed = False
         self.cancelled = threading.Event()
-        self.is_restore = chr(bareosfd.GetValue(bareosfd.bVarType)) == "R"
+        # Restores and Verify jobs read no object store: options are parsed without reading
+        # credentials_file (docs/verify.md).
+        self.is_restore = chr(bareosfd.GetValue(bareosfd.bVarType)) in "RV"
         self.sessions_started = False
         self.backup_job_started = False
         self.journal = None

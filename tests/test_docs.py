@@ -56,7 +56,7 @@ def test_the_readme_says_where_bareos_shows_the_plugin_string():
     assert "credentials_file" in text and "ahead of every object" in text
 
 
-#: Directories that are not the project's files: git's, and what run.py, pytest and setup.py make.
+#: Directories that are not the project's files: git's, and what run.py, pytest and pip make.
 NOT_THE_PROJECT = {".git", ".venv", "__pycache__", ".pytest_cache", ".hypothesis", "build", "dist", ".work",
                    "node_modules"}
 
