@@ -360,6 +360,41 @@ def ensure_azurite():
     _install("Azurite", "the Azure suite", cmds, log, lambda: Azurite.executable() is not None)
 
 
+def ensure_swift():
+    """Install OpenStack Swift into its own virtualenv .venv/swift for the Swift suite when it is
+    missing; never raises.  Its own venv, because Swift's dependencies (eventlet, greenlet, ...)
+    must not mix with the plugin's.  BAREOS_LIBCLOUD_SKIP_SWIFT_INSTALL=1 skips this."""
+    sys.path.insert(0, TESTS)
+    from servers import Swift
+
+    if Swift.venv() is not None:
+        return
+    if os.environ.get("SWIFT_VENV") or truthy("BAREOS_LIBCLOUD_SKIP_SWIFT_INSTALL"):
+        why = ("SWIFT_VENV=%s holds no Swift" % os.environ["SWIFT_VENV"] if os.environ.get("SWIFT_VENV")
+               else "BAREOS_LIBCLOUD_SKIP_SWIFT_INSTALL is set")
+        say("NOTICE: Swift is not installed and %s: the Swift suite will be skipped (or fail under CI)." % why)
+        return
+    from importlib.metadata import PackageNotFoundError, version
+
+    os.makedirs(LOG_DIR, exist_ok=True)
+    log = os.path.join(LOG_DIR, "swift-install.log")
+    target = os.path.join(VENV, "swift")
+    python = os.path.join(target, "bin", "python")
+    pip_args = ["install", "--disable-pip-version-check", "--only-binary", ":all:", "swift==%s" % Swift.VERSION]
+    try:
+        pip_version = tuple(int(part) for part in version("pip").split(".")[:2] if part.isdigit())
+    except PackageNotFoundError:
+        pip_version = ()
+    if pip_version >= (22, 3):  # this venv's pip installs into the other one (--python): no ensurepip needed
+        cmds = [[sys.executable, "-m", "venv", "--clear", "--without-pip", target],
+                [sys.executable, "-m", "pip", "--python", python] + pip_args]
+    else:
+        cmds = [[sys.executable, "-m", "venv", "--clear", target], [python, "-m", "pip"] + pip_args]
+    say("installing OpenStack Swift %s for the Swift suite (pip, into .venv/swift, about 10 s; log %s)"
+        % (Swift.VERSION, log))
+    _install("Swift", "the Swift suite", cmds, log, lambda: Swift.venv() is not None)
+
+
 def looks_like_path(arg):
     if arg.startswith("-"):
         return False
@@ -372,6 +407,7 @@ def looks_like_path(arg):
 def action_test(args):
     ensure_ceph()
     ensure_azurite()
+    ensure_swift()
     # `run.py test tests/test_x.py::test_y` should run just that, not all of tests/ too.
     targets = [] if any(looks_like_path(a) for a in args) else ["tests"]
     cmd = [sys.executable, "-m", "pytest"] + targets + list(args)

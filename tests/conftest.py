@@ -6,6 +6,9 @@ Fixtures
                visible notice, or failed when $CI is set (CI must run the radosgw suite).
   azurite      session-wide Azurite (Microsoft's Azure Blob emulator): a provider outside the S3
                family. Skipped with a notice when not installed, failed when $CI is set.
+  swift        session-wide Swift (OpenStack Swift itself: proxy, account, container and object
+               server) for OPENSTACK_SWIFT. Skipped with a notice when not installed, failed when
+               $CI is set.
   s3           parametrized over both servers: a test using it runs once on moto and once on
                radosgw (the radosgw run carries the `rgw` marker)
   bucket_name  a unique, valid bucket name for the current test
@@ -33,7 +36,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from servers import Azurite, MotoServer, RadosGW  # noqa: E402
+from servers import Azurite, MotoServer, RadosGW, Swift  # noqa: E402
 
 CEPH_INSTALL = "apt-get install -y --no-install-recommends ceph-mon ceph-osd radosgw"
 _notices = []
@@ -112,6 +115,17 @@ def azurite():
         _cannot_run("Azure", "the Azure suite cannot run, missing: %s (`python3 run.py test` installs "
                              "Azurite with npm)." % ", ".join(missing))
     server = _started(Azurite(), "azurite")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def swift():
+    missing = Swift.missing()
+    if missing:
+        _cannot_run("Swift", "the Swift suite cannot run, missing: %s (`python3 run.py test` installs it "
+                             "with pip into its own virtualenv)." % ", ".join(missing))
+    server = _started(Swift(), "swift")
     yield server
     server.stop()
 

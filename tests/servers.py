@@ -13,6 +13,9 @@
     with Azurite() as azure:                       # Microsoft's Azure Blob emulator (Node.js), ~1 s
         azure.make_bucket("ctr", {"a/b": b"data"})  # a container; plugin_options() says AZURE_BLOBS
 
+    with Swift() as swift:                         # OpenStack Swift itself (.venv/swift), ~1.5 s
+        swift.make_bucket("ctr", {"a/b": b"data"})  # plugin_options() says OPENSTACK_SWIFT
+
 All servers listen on 127.0.0.1 only, on free ports, and expose the same attributes:
 ``host``, ``port``, ``key``, ``secret``, ``provider`` (name of a libcloud ``Provider``
 constant), ``region``, ``endpoint_url``, and the methods ``plugin_options()``,
@@ -28,6 +31,8 @@ Facts this relies on (measured with libcloud 3.9.1 against radosgw 16.2.15 and m
 """
 
 import atexit
+import hashlib
+import json
 import os
 import random
 import secrets
@@ -40,12 +45,13 @@ import sys
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 import miniceph  # tests/miniceph.py, beside this file
 
-__all__ = ["S3Server", "MotoServer", "RadosGW", "Azurite", "free_port", "repo_root"]
+__all__ = ["S3Server", "MotoServer", "RadosGW", "Azurite", "Swift", "free_port", "repo_root"]
 
 HOST = "127.0.0.1"
 
@@ -507,7 +513,374 @@ class Azurite:
         self.stop()
 
 
-SERVERS = {"moto": MotoServer, "rgw": RadosGW, "azurite": Azurite}
+class Swift:
+    """OpenStack Swift itself (PyPI package ``swift``) on 127.0.0.1: a proxy and one account,
+    container and object server, each a single process (``workers = 0``), for the plugin's
+    ``OPENSTACK_SWIFT`` provider.
+
+    ``run.py test`` installs Swift into its own virtualenv ``.venv/swift`` (eventlet and the
+    other dependencies of Swift stay out of the tests' venv); ``SWIFT_VENV`` may name another
+    virtualenv with ``swift`` installed.  Everything lives in a private temporary directory:
+    ``swift.conf``, rings of one replica and one device (built in one run of Swift's
+    ``RingBuilder``), the servers' configuration files, the device (a plain directory,
+    ``mount_check = false``) and one log file per server.  The ports are a free block of four
+    below the ephemeral range.  The proxy's pipeline is ``catch_errors proxy-logging
+    proxy-server`` with ``account_autocreate``: no auth middleware, so any token opens account
+    ``AUTH_test`` and the plugin connects with ``ex_force_auth_token`` and ``ex_force_base_url``
+    (``key`` and ``secret`` are required by libcloud but not checked).  The key, secret and
+    token are random anyway, so that a leak in a test's output is caught.
+
+    A container listing answers at most ``listing_limit`` objects a page (Swift's
+    ``container_listing_limit``, 10000 by default, 5 here), so that a dozen objects take
+    several pages.  The servers log to their files, not to syslog, and read the private
+    swift.conf's constraints and storage policies, not /etc/swift's (``_SWIFT_SITE``).  They run
+    as children of this process, each in its own session, with Linux's parent-death signal set;
+    ``stop()`` kills (SIGKILL: the data is thrown away) and reaps them and removes the directory.
+
+    Uploads go through :meth:`request` (plain HTTP), not libcloud: libcloud 3.9.1's Swift driver
+    refuses its own uploads from a stream (it compares the server's ETag with the MD5 of nothing).
+    """
+
+    provider = "OPENSTACK_SWIFT"
+    host = HOST
+    VERSION = "2.38.3"
+    ACCOUNT = "AUTH_test"
+    SERVERS = ("account", "container", "object", "proxy")  # started in this order
+    SITE = "bareos_libcloud_swift_site"  # the module of _SWIFT_SITE, in the temp dir
+
+    def __init__(self, start_timeout=60, listing_limit=5):
+        self.key = "swift" + _random_token(12)
+        self.secret = _random_token(40)
+        self.token = _random_token(32)
+        self.start_timeout = start_timeout
+        self.listing_limit = listing_limit
+        self.port = None
+        self.ports = {}
+        self.procs = {}
+        self.tmpdir = None
+        self.conf_dir = None
+        self.start_seconds = None
+
+    # -- availability ---------------------------------------------------------------------
+    @staticmethod
+    def venv():
+        """The virtualenv that holds Swift (``SWIFT_VENV`` or ``.venv/swift``), or None."""
+        configured = os.environ.get("SWIFT_VENV")
+        venv = configured or os.path.join(repo_root(), ".venv", "swift")
+        if os.access(os.path.join(venv, "bin", "swift-proxy-server"), os.X_OK):
+            return venv
+        return None
+
+    @classmethod
+    def missing(cls):
+        """What is missing to run it ([] when it can run)."""
+        if cls.venv() is not None:
+            return []
+        where = "SWIFT_VENV=%s" % os.environ["SWIFT_VENV"] if os.environ.get("SWIFT_VENV") else ".venv/swift"
+        return ["swift %s in %s" % (cls.VERSION, where)]
+
+    # -- connection details -------------------------------------------------------------------
+    @property
+    def endpoint_url(self):
+        return "http://%s:%d/v1/%s" % (self.host, self.port, self.ACCOUNT)
+
+    def plugin_options(self, region=True, port=None):
+        """Plugin option string fragment, without leading or trailing ':'.  ``port``: another
+        port for the endpoint (a FaultProxy's).  A ':' inside a value is written ``\\:``."""
+        url = "http://%s:%d/v1/%s" % (self.host, port or self.port, self.ACCOUNT)
+        return "provider=%s:key=%s:secret=%s:ex_force_auth_token=%s:ex_force_base_url=%s" % (
+            self.provider, self.key, self.secret, self.token, url.replace(":", "\\:"))
+
+    def libcloud_driver(self, **kwargs):
+        from libcloud.storage.providers import Provider, get_driver
+
+        cls = get_driver(Provider.OPENSTACK_SWIFT)
+        return cls(self.key, self.secret, ex_force_auth_token=self.token, ex_force_base_url=self.endpoint_url,
+                   **kwargs)
+
+    def request(self, method, path, body=None, query=None, connection=None, headers=None):
+        """``(status, headers, body)`` of one request to ``/v1/AUTH_test/<path>`` (``path`` is
+        percent-encoded here, ``query`` a dict), on ``connection`` or a new one."""
+        import http.client
+
+        target = "/v1/%s/%s" % (self.ACCOUNT, urllib.parse.quote(path.encode("utf-8"), safe="/"))
+        if query:
+            target += "?" + urllib.parse.urlencode(query)
+        conn = connection or http.client.HTTPConnection(self.host, self.port, timeout=60)
+        try:
+            conn.request(method, target, body=body, headers=dict(headers or {}, **{"X-Auth-Token": self.token}))
+            response = conn.getresponse()
+            return response.status, response.headers, response.read()
+        finally:
+            if connection is None:
+                conn.close()
+
+    def _checked(self, method, path, body=None, query=None, connection=None, headers=None):
+        status, headers, data = self.request(method, path, body, query, connection, headers)
+        if status not in (200, 201, 202, 204):
+            raise RuntimeError("Swift answered %s %r with %d: %r" % (method, path, status, data[:300]))
+        return headers, data
+
+    def make_bucket(self, name, objects=None):
+        """Create container ``name`` and upload ``objects`` ({key: bytes}), each key exactly."""
+        import http.client
+
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=60)
+        try:
+            self._checked("PUT", name, b"", connection=conn)
+            for key, data in (objects or {}).items():
+                headers, _ = self._checked("PUT", "%s/%s" % (name, key), data, connection=conn)
+                if headers.get("Etag") != hashlib.md5(data).hexdigest():
+                    raise RuntimeError("Swift stored %r of %s with ETag %s" % (key, name, headers.get("Etag")))
+        finally:
+            conn.close()
+        return name
+
+    def put(self, name, key, data, headers=None):
+        """Upload (or overwrite) one object (``headers``: e.g. ``X-Object-Manifest``)."""
+        self._checked("PUT", "%s/%s" % (name, key), data, headers=headers)
+
+    def delete(self, name, key):
+        self._checked("DELETE", "%s/%s" % (name, key))
+
+    def listing(self, name):
+        """Swift's JSON listing of container ``name`` (``name``, ``bytes``, ``hash``,
+        ``last_modified`` of each object), page after page (at most ``listing_limit`` each)."""
+        items = []
+        while True:
+            query = dict(format="json", marker=items[-1]["name"]) if items else dict(format="json")
+            page = json.loads(self._checked("GET", name, query=query)[1])
+            if not page:
+                return items
+            items += page
+
+    def list_keys(self, name):
+        """Every key in container ``name``, in listing order."""
+        return [item["name"] for item in self.listing(name)]
+
+    def objects(self, name):
+        """``{key: bytes}`` of everything in container ``name``."""
+        return {key: self._checked("GET", "%s/%s" % (name, key))[1] for key in self.list_keys(name)}
+
+    # -- lifecycle --------------------------------------------------------------------------
+    def log_path(self, server):
+        return os.path.join(self.tmpdir, "log", "%s.log" % server) if self.tmpdir else None
+
+    def start(self):
+        if self.procs:
+            return self
+        venv = self.venv()
+        if venv is None:
+            raise RuntimeError("Swift is not installed: %s" % "; ".join(self.missing()))
+        t0 = time.monotonic()
+        self.tmpdir = tempfile.mkdtemp(prefix="bareos-libcloud-swift-")
+        atexit.register(self.stop)
+        for attempt in range(3):
+            base = _free_port_block(4)
+            self.ports = {name: base + i for i, name in enumerate(("proxy", "account", "container", "object"))}
+            self.port = self.ports["proxy"]
+            try:
+                self._write_config(attempt)
+                rings = self._build_rings(venv)
+                for server in self.SERVERS[:-1]:  # they read no ring: they start while the rings are built
+                    self._launch(venv, server)
+                self._rings_built(rings)
+                self._launch(venv, "proxy")
+                self._wait_until_serving(t0)
+            except _PortClash:
+                self._kill()
+                if attempt < 2:
+                    continue
+                self.stop()
+                raise RuntimeError("Swift: the ports of three free blocks were taken while it started") from None
+            except RuntimeError:
+                self.stop()
+                raise
+            break
+        self.start_seconds = time.monotonic() - t0
+        return self
+
+    def _write_config(self, attempt):
+        import pwd
+
+        try:
+            user = pwd.getpwuid(os.getuid()).pw_name  # Swift's servers "drop privileges" to it
+        except KeyError:
+            raise RuntimeError("Swift needs a user name for uid %d (no passwd entry)" % os.getuid()) from None
+        self.conf_dir = os.path.join(self.tmpdir, "etc%d" % attempt)
+        devices = os.path.join(self.tmpdir, "srv%d" % attempt)
+        for path in (self.conf_dir, os.path.join(devices, "d1"), os.path.join(self.tmpdir, "log"),
+                     os.path.join(self.tmpdir, "cache")):
+            os.makedirs(path, exist_ok=True)
+        with open(os.path.join(self.conf_dir, "swift.conf"), "w") as f:
+            f.write("[swift-hash]\nswift_hash_path_suffix = %s\n\n"
+                    "[storage-policy:0]\nname = one\ndefault = yes\n\n"
+                    "[swift-constraints]\ncontainer_listing_limit = %d\n"
+                    % (_random_token(16), self.listing_limit))
+        with open(os.path.join(self.tmpdir, self.SITE + ".py"), "w") as f:
+            f.write(_SWIFT_SITE)
+        common = ("[DEFAULT]\nbind_ip = %s\nbind_port = %%d\nbind_timeout = 1\nworkers = 0\nuser = %s\n"
+                  "swift_dir = %s\ndevices = %s\nmount_check = false\ndisable_fallocate = true\n"
+                  "recon_cache_path = %s\n"
+                  "log_custom_handlers = %s.log_to_stderr\n\n"
+                  % (HOST, user, self.conf_dir, devices, os.path.join(self.tmpdir, "cache"),
+                     self.SITE))
+        apps = {
+            "account": "[pipeline:main]\npipeline = account-server\n\n"
+                       "[app:account-server]\nuse = egg:swift#account\n",
+            "container": "[pipeline:main]\npipeline = container-server\n\n"
+                         "[app:container-server]\nuse = egg:swift#container\n",
+            "object": "[pipeline:main]\npipeline = object-server\n\n"
+                      "[app:object-server]\nuse = egg:swift#object\n",
+            "proxy": "[pipeline:main]\npipeline = catch_errors proxy-logging proxy-server\n\n"
+                     "[app:proxy-server]\nuse = egg:swift#proxy\naccount_autocreate = true\n\n"
+                     "[filter:catch_errors]\nuse = egg:swift#catch_errors\n\n"
+                     "[filter:proxy-logging]\nuse = egg:swift#proxy_logging\nreveal_sensitive_prefix = 0\n",
+        }
+        for server, app in apps.items():
+            with open(os.path.join(self.conf_dir, "%s-server.conf" % server), "w") as f:
+                f.write(common % self.ports[server] + app)
+
+    def _environment(self):
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+        env.update(PYTHONPATH=self.tmpdir, PYTHONWARNINGS="ignore")
+        return env
+
+    def _build_rings(self, venv):
+        """Start building the account, container and object rings (one device each, one
+        replica) in one process, which :meth:`_rings_built` waits for."""
+        script = ("import sys\nfrom swift.common.ring import RingBuilder\n"
+                  "for name, port in zip(('account', 'container', 'object'), sys.argv[2:]):\n"
+                  "    b = RingBuilder(6, 1, 0)\n"
+                  "    b.add_dev({'id': 0, 'region': 1, 'zone': 1, 'ip': '%s', 'port': int(port),\n"
+                  "               'device': 'd1', 'weight': 1.0})\n"
+                  "    b.rebalance()\n"
+                  "    b.get_ring().save('%%s/%%s.ring.gz' %% (sys.argv[1], name))\n" % HOST)
+        return subprocess.Popen([os.path.join(venv, "bin", "python"), "-c", script, self.conf_dir]
+                                + [str(self.ports[s]) for s in ("account", "container", "object")],
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                env=self._environment(), text=True)
+
+    def _rings_built(self, proc):
+        try:
+            out, _ = proc.communicate(timeout=self.start_timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, _ = proc.communicate()
+        if proc.returncode != 0:
+            raise RuntimeError("Swift's rings could not be built (exit %d):\n%s" % (proc.returncode, out[-3000:]))
+
+    def _launch(self, venv, server):
+        command = [os.path.join(venv, "bin", "python"), os.path.join(venv, "bin", "swift-%s-server" % server),
+                   os.path.join(self.conf_dir, "%s-server.conf" % server), "--verbose"]
+        with open(self.log_path(server), "ab") as log:
+            self.procs[server] = subprocess.Popen(
+                command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=self._environment(),
+                start_new_session=True, preexec_fn=miniceph._parent_death_signal())
+
+    def _check_running(self):
+        """Raise for a server that exited: _PortClash when another process had taken its port."""
+        for server, proc in self.procs.items():
+            if proc.poll() is not None:
+                out = _tail(self.log_path(server))
+                if "Could not bind to" in out:
+                    raise _PortClash()
+                raise RuntimeError("swift-%s-server exited with %s:\n%s" % (server, proc.returncode, out))
+
+    def _wait_until_serving(self, t0):
+        """Until every server accepts connections, then until an object goes through the proxy
+        (written, read, deleted, in a container of its own, which is deleted too): that reaches
+        all four servers."""
+        import http.client
+
+        deadline = t0 + self.start_timeout
+        for server in self.SERVERS:
+            while True:
+                self._check_running()
+                try:
+                    socket.create_connection((HOST, self.ports[server]), timeout=1).close()
+                    break
+                except OSError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise RuntimeError("swift-%s-server did not listen within %ss:\n%s"
+                                       % (server, self.start_timeout, _tail(self.log_path(server))))
+                time.sleep(0.05)
+        probe = "bareos-libcloud-probe-%s" % _random_token(8)
+        try:
+            self._checked("PUT", probe, b"")
+            self._checked("PUT", probe + "/o", b"probe")
+            if self._checked("GET", probe + "/o")[1] != b"probe":
+                raise RuntimeError("an object read back is not what was written")
+            self._checked("DELETE", probe + "/o")
+            self._checked("DELETE", probe)
+        except (OSError, http.client.HTTPException, RuntimeError) as e:
+            self._check_running()
+            raise RuntimeError("Swift does not store objects: %s\n%s" % (e, _tail(self.log_path("proxy")))) from None
+        self._check_running()
+
+    def _kill(self):
+        procs, self.procs = self.procs, {}
+        for proc in procs.values():
+            if proc.poll() is None:
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except OSError:
+                    proc.kill()
+        for proc in procs.values():
+            proc.wait()
+
+    def stop(self):
+        """Kill and reap every server, remove the directory (a second call does nothing)."""
+        self._kill()
+        atexit.unregister(self.stop)
+        tmpdir, self.tmpdir = self.tmpdir, None
+        if tmpdir:
+            shutil.rmtree(tmpdir, ignore_errors=True)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def __repr__(self):
+        return "<Swift %s>" % (self.endpoint_url if self.procs else "stopped")
+
+
+class _PortClash(Exception):
+    """A Swift server found its port taken (another process bound it after the check)."""
+
+
+#: A module each Swift server imports through its ``log_custom_handlers`` hook, once it has read
+#: its configuration directory.  Swift reads its constraints and storage policies from
+#: /etc/swift/swift.conf only (when its modules are imported), whatever ``swift_dir`` says: they
+#: are read again here from the private swift.conf (so a host's own Swift settings do not leak in,
+#: and ``container_listing_limit`` applies; two modules keep their own copy of it).  The hook
+#: drops the syslog handler Swift adds to every logger (``/dev/log``, or UDP to localhost:514
+#: without it), which leaves the console handler of ``--verbose``: stderr, the server's log file.
+_SWIFT_SITE = """\
+import logging.handlers
+import sys
+
+from swift.common import constraints, request_helpers, storage_policy
+
+constraints.reload_constraints()
+storage_policy.reload_storage_policies()
+for module in (request_helpers, sys.modules.get("swift.proxy.controllers.container")):
+    if module is not None:
+        module.CONTAINER_LISTING_LIMIT = constraints.CONTAINER_LISTING_LIMIT
+
+
+def log_to_stderr(conf, name, log_to_console, log_route, fmt, logger, adapted_logger):
+    for handler in list(logger.handlers):
+        if isinstance(handler, logging.handlers.SysLogHandler):
+            logger.removeHandler(handler)
+            handler.close()
+"""
+
+
+SERVERS = {"moto": MotoServer, "rgw": RadosGW, "azurite": Azurite, "swift": Swift}
 USAGE = "usage: python3 tests/servers.py {%s}" % "|".join(SERVERS)
 
 

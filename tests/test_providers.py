@@ -2,9 +2,8 @@
 the options that go to the libcloud driver.
 
 S3, S3_RGW (also written in lower case), MINIO and GOOGLE_STORAGE (with an HMAC key) run against
-moto, S3_RGW against radosgw too, AZURE_BLOBS against Azurite: each backup is restored and
-compared byte for byte with what the store holds.  OPENSTACK_SWIFT has no local server here (see
-its test).
+moto, S3_RGW against radosgw too, AZURE_BLOBS against Azurite, OPENSTACK_SWIFT against Swift
+itself: each backup is restored and compared byte for byte with what the store holds.
 
 libcloud's driver constructors swallow keywords they do not know, so an option the plugin does
 not read and the driver does not take used to change nothing, silently (``bucket_include=photos``
@@ -99,10 +98,18 @@ def test_azure_blobs_backs_up_and_restores_on_azurite(azurite, fd, bucket_name, 
     assert_backup_and_restore(fd, azurite, plugin, bucket_name, OBJECTS, tmp_path)
 
 
+def test_openstack_swift_backs_up_and_restores_on_swift(swift, fd, bucket_name, tmp_path):
+    """Swift's servers run without auth middleware: the plugin reaches the account with
+    ``ex_force_auth_token`` and ``ex_force_base_url``."""
+    swift.make_bucket(bucket_name, OBJECTS)
+    plugin = for_provider(swift, "openstack_swift", buckets_include=bucket_name)
+    assert_backup_and_restore(fd, swift, plugin, bucket_name, OBJECTS, tmp_path)
+
+
 def test_openstack_swift_builds_its_driver_and_fails_with_one_clear_message(fd):
-    """No Swift server runs here: the driver is built from the plugin's options (auth v1.0, as
-    Swift's tempauth speaks it) and the backup ends with one fatal message that says the
-    connection was refused, not with a TypeError."""
+    """Swift's own auth (v1.0, as its tempauth speaks it), with nothing listening at the auth URL:
+    the driver is built from the plugin's options and the backup ends with one fatal message that
+    says the connection was refused, not with a TypeError."""
     plugin = ("python3:module_path=%s:module_name=bareos-fd-libcloud:provider=OPENSTACK_SWIFT:"
               "key=test\\:tester:secret=SwiftSecret0:ex_force_auth_url=http\\://127.0.0.1\\:%d/auth/v1.0:"
               "ex_force_auth_version=1.0:retries=1:timeout=5" % (REPO, free_port()))
