@@ -18,11 +18,13 @@ For ``test`` it also makes sure Ceph (ceph-mon, ceph-osd, radosgw) is installed 
 suite: as root it runs apt-get; otherwise it prints a notice that the suite will be skipped
 (under CI=true the suite fails instead of skipping, see tests/conftest.py).  Likewise it installs
 Azurite (Microsoft's Azure Blob emulator, from the npm registry) into .venv/azurite for the Azure
-suite, with Debian's nodejs and npm first when they are missing and it runs as root.
+suite, with Debian's nodejs and npm first when they are missing and it runs as root, and
+OpenStack Swift (from PyPI) into a virtualenv of its own, .venv/swift, for the Swift suite.
 
 Environment knobs:
   BAREOS_LIBCLOUD_SKIP_CEPH_INSTALL=1  never run apt-get for Ceph
   BAREOS_LIBCLOUD_SKIP_AZURITE_INSTALL=1  never run npm (or apt-get) for Azurite
+  BAREOS_LIBCLOUD_SKIP_SWIFT_INSTALL=1  never install Swift into .venv/swift
   BAREOS_LIBCLOUD_VENV_WITHOUT_PIP=1   force the "no ensurepip" path (to test the pip bootstrap)
 """
 
