@@ -62,6 +62,10 @@ class Signer:
         self.starts = 0
         self.last_id = 0
         self.lost = None  # why the last signer was ended
+        # whether a GET brings the SSE-C key (what worked last), and the buckets that answered
+        # from another region: told to every signer, so a new one signs for them at once
+        self.key_choice = fetch.KeyChoice(getattr(config["driver_kwargs"], "customer_key", None) is not None)
+        self.regions = {}
 
     def _call(self, message=None):
         """The next answer (not a debug line); SignerLost (the signer ended) when none comes."""
@@ -127,15 +131,15 @@ class Signer:
                 self._start()
         return self.available
 
-    def sign(self, bucket, key, start, etag):
+    def sign(self, bucket, key, start, etag, with_key=False):
         """The signed request (a dict, see transport.signed_get) of a GET from byte ``start``
-        (``etag``: If-Match).  SignerLost when the signer had to be ended; FetchError when it
-        could not sign."""
+        (``etag``: If-Match; ``with_key``: with the SSE-C key's headers).  SignerLost when the
+        signer had to be ended; FetchError when it could not sign."""
         if self.helper is None and not self.usable():
             raise SignerLost(self.why_not or "no signing process")
         self.last_id += 1
         ident = self.last_id
-        reply = self._call(("sign", ident, bucket, key, start, etag))
+        reply = self._call(("sign", ident, bucket, key, start, etag, with_key, self.regions.get(bucket)))
         if len(reply) < 3 or reply[1] != ident:
             raise self._discard("the signing process answered another request (%r, expected %d)"
                                 % (reply[:2], ident))
@@ -228,13 +232,15 @@ class DirectDownload:
         self.data = None  # never held whole
         self.digest = None
         self.conn = self.response = None
+        self.with_key = False  # the GETs bring the SSE-C key (fetch.KeyChoice)
 
     # -- opening -----------------------------------------------------------------------------
     def _sign(self, start):
         """The signed GET from ``start``; a signer that was lost is replaced while the job may."""
         while True:
             try:
-                return self.signer.sign(self.bucket, self.key, start, self.etag if start else self.if_match)
+                return self.signer.sign(self.bucket, self.key, start, self.etag if start else self.if_match,
+                                        self.with_key)
             except SignerLost as exc:
                 if not self.signer.usable():
                     self.signer_lost = True
@@ -251,7 +257,7 @@ class DirectDownload:
             self.response = self.conn.getresponse()
             headers = {name.lower(): value for name, value in self.response.getheaders()}
             return fetch.describe(self.response.status, headers, start, self.key,
-                                  lambda: self.response.read(ERROR_DOCUMENT_BYTES))
+                                  lambda: self.response.read(ERROR_DOCUMENT_BYTES), sent_key=self.with_key)
         except BaseException:
             self._disconnect()
             raise
@@ -261,10 +267,14 @@ class DirectDownload:
         import http.client
 
         attempts = self.retry.start(self.key)
+        tries = self.signer.key_choice.start()
+        followed = False
         while True:
             self._check_cancel()
+            self.with_key = tries.with_key
             try:
                 self.size, self.mtime, self.etag, checkable = self._request(0)
+                tries.worked()
                 break
             except fetch.ObjectVanished:
                 self.state = VANISHED
@@ -274,7 +284,18 @@ class DirectDownload:
                 error = fetch.translate(exc, self.key)
                 if not attempts.retry(error):
                     return self._fail("%s (gave up after %d attempts)" % (error, attempts.made))
+            except fetch.OtherRegion as exc:
+                if followed:  # the signer signed for that region already
+                    return self._fail("bucket %r answered from region %s that it is elsewhere too (%s)"
+                                      % (self.bucket, self.signer.regions.get(self.bucket), exc))
+                self.signer.regions[self.bucket] = exc.region
+                followed = True
             except fetch.FetchError as exc:
+                try:
+                    if tries.switch(exc):
+                        continue
+                except fetch.FetchError as reason:
+                    exc = reason
                 return self._fail(str(exc))
         if self.size < 0 and self.listed_size is not None:
             self.size, self.size_listed = self.listed_size, True

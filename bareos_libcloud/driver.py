@@ -18,6 +18,11 @@ Three process-wide settings are made here, which is safe because helper processe
   256 KiB, so a prefetcher's stream holds what prefetch.STREAM_HOLD counts, and a broken
   transfer resumes from the last 256 KiB reached rather than the last 4 MiB.
 
+For the S3 family the driver also carries what the plugin adds to its requests: the
+``x-amz-request-payer`` header on every request (``request_payer``), the SSE-C customer key for
+object GETs (``sse_customer_key_file``, fetch.customer_key_of), and a RegionFollower: a bucket
+that answers from another region is reached through a driver for that region from then on.
+
 The driver gets only the options its class takes (:func:`driver_parameters`): libcloud's
 constructors swallow unknown keywords, so a typo such as ``bucket_include`` would otherwise back
 up every bucket.  Any other name fails the job with one message (options.check_names).
@@ -104,12 +109,13 @@ def encode_dot_segments(path):
     return "/".join({".": "%2E", "..": "%2E%2E"}.get(segment, segment) for segment in segments)
 
 
-def make_driver(provider, driver_kwargs, timeout, ca_file=None):
+def make_driver(provider, driver_kwargs, timeout, ca_file=None, follow_regions=True):
     """A connected-on-demand libcloud storage driver for ``provider`` (a Provider name, any case).
 
     ``driver_kwargs``: options.DriverKwargs, the options the plugin does not read itself; each
     must be a parameter of the driver class.  ``ca_file``: the CA bundle that TLS connections
     trust (libcloud's setting is process-wide, and this runs in a helper process of its own).
+    ``follow_regions``: an S3-family driver follows a bucket to its region (RegionFollower).
     """
     socket.setdefaulttimeout(timeout)
     _patch_libcloud(timeout)
@@ -159,7 +165,192 @@ def make_driver(provider, driver_kwargs, timeout, ca_file=None):
         reconnect = True
     if reconnect:
         drv.connection.connect()  # the driver connected while it was created
+    _add_plugin_requests(drv, name, driver_kwargs)
+    if is_s3_family(drv):
+        follower = RegionFollower(drv, name, driver_kwargs, params)
+        follower.regional = lambda region: make_driver(provider, _in_region(driver_kwargs, region), timeout,
+                                                       ca_file, follow_regions=False)
+        if follow_regions:
+            follower.install()
     return drv
+
+
+def _add_plugin_requests(drv, name, driver_kwargs):
+    """What the plugin adds to the driver's requests: request_payer, the SSE-C customer key."""
+    customer_key = getattr(driver_kwargs, "customer_key", None)
+    request_payer = getattr(driver_kwargs, "request_payer", False)
+    for option, given in (("sse_customer_key_file", customer_key is not None), ("request_payer", request_payer)):
+        if given and not is_s3_family(drv):
+            raise DriverSetupError("option %s is for providers of the S3 family; %s is not one" % (option, name))
+    drv.bareos_customer_key = customer_key
+    if request_payer:
+        add_default_headers = drv.connection.add_default_headers
+
+        def add_request_payer(headers):
+            headers = add_default_headers(headers)
+            headers["x-amz-request-payer"] = "requester"  # signed with the others
+            return headers
+
+        drv.connection.add_default_headers = add_request_payer
+
+
+def _in_region(driver_kwargs, region):
+    """``driver_kwargs`` (a copy, with what DriverKwargs carries) for a driver in ``region``."""
+    import copy
+
+    regional = copy.copy(driver_kwargs)
+    regional["region"] = region
+    return regional
+
+
+def _bucket_of(action):
+    """The bucket a path-style request path names (``/bucket/key``), or None (``/``)."""
+    name = action.split("?", 1)[0].lstrip("/").split("/", 1)[0]
+    return name or None
+
+
+class RegionFollower:
+    """Routes the requests of an S3-family driver for a bucket in another region.
+
+    Amazon S3 answers a request for a bucket of another region with 301 PermanentRedirect
+    (sent to another region's endpoint) or 400 AuthorizationHeaderMalformed (signed for another
+    region), naming the bucket's region in ``x-amz-bucket-region`` or ``<Region>``
+    (fetch.region_answer).  The request is then sent again through a driver made with the same
+    options and ``region`` set to that one (libcloud's S3 driver takes that region's endpoint
+    where no ``host`` is given; with a ``host`` only the signature's region changes), and so is
+    every later request for the bucket.  One driver per region, in each helper process.  A
+    region answer that names no region, a region the driver cannot take, or a bucket that
+    answers so again from its region fails with one FetchError naming the problem.
+    """
+
+    def __init__(self, drv, name, driver_kwargs, params):
+        self.home = drv
+        self.name = name
+        self.takes_region = "region" in params
+        self.home_region = getattr(drv, "region_name", None) or driver_kwargs.get("region")
+        self.regional = None  # region -> a driver there (set by make_driver)
+        self.buckets = {}  # bucket -> the driver of its region
+        self.drivers = {}  # region -> driver
+        self.send = drv.connection.request
+        _answer_regions(drv.connection)
+        drv.bareos_regions = self
+
+    def install(self):
+        self.home.connection.request = self.request
+
+    def driver_for(self, bucket):
+        """The driver that reaches ``bucket`` (the home one until it answered from elsewhere)."""
+        return self.buckets.get(bucket, self.home)
+
+    def request(self, action, *args, **kwargs):
+        """libcloud's Connection.request, for the bucket's region."""
+        from .fetch import OtherRegion, RegionNotFollowed
+
+        bucket = _bucket_of(action)
+        there = self.buckets.get(bucket)
+        if there is not None:
+            return _sent_there(there, bucket, action, args, kwargs)
+        try:
+            response = self.send(action, *args, **kwargs)
+        except (OtherRegion, RegionNotFollowed) as exc:
+            answer = exc
+        else:
+            answer = _region_of(response)
+            if answer is None or answer.region == self.home_region:
+                return response  # a 400 about something else
+        if bucket is None:
+            raise answer
+        if not isinstance(answer, OtherRegion):
+            raise RegionNotFollowed("bucket %r: %s" % (bucket, answer))
+        return _sent_there(self.follow(bucket, answer.region), bucket, action, args, kwargs)
+
+    def follow(self, bucket, region):
+        """The driver for ``bucket`` in ``region`` from now on (RegionNotFollowed if there is none)."""
+        from .fetch import RegionNotFollowed
+
+        there = self.drivers.get(region)
+        if there is None:
+            why = None
+            if region == self.home_region:
+                why = ("that is the region the request was signed for: the endpoint (option host) must be "
+                       "one that serves the bucket")
+            elif not self.takes_region:
+                why = "the libcloud driver for %s takes no option region" % self.name
+            else:
+                try:
+                    there = self.regional(region)
+                except DriverSetupError as exc:
+                    why = str(exc)
+            if there is None:
+                raise RegionNotFollowed("bucket %r is in region %s, which the plugin cannot follow: %s"
+                                        % (bucket, region, why)) from None
+            self.drivers[region] = there
+        self.buckets[bucket] = there
+        return there
+
+
+def _answer_regions(connection):
+    """Have ``connection`` raise fetch.region_answer's error for a 301/307 (libcloud's own
+    LibcloudError says only "located in a different region")."""
+    for attribute in ("responseCls", "rawResponseCls"):
+        base = getattr(connection, attribute)
+
+        class Answering(base):
+            def parse_error(self):
+                from .fetch import region_answer
+
+                if self.status in (301, 307):
+                    raise region_answer(self.status, self.headers, self.body)
+                return super().parse_error()
+
+        setattr(connection, attribute, Answering)
+
+
+def _region_of(response):
+    """The fetch.OtherRegion of a 400 answer to a request signed for another region, else None.
+    A raw (streamed) answer's body, read here, is still there to iterate."""
+    if response.status != 400:
+        return None
+    from .fetch import OtherRegion, region_answer
+
+    body = response.body
+    if isinstance(body, (bytes, bytearray)):
+        response.iter_content = lambda chunk_size=1, decode_unicode=False: iter((body,) if body else ())
+    answer = region_answer(400, response.headers, body)
+    return answer if isinstance(answer, OtherRegion) else None
+
+
+def _sent_there(drv, bucket, action, args, kwargs):
+    """The request sent through ``drv``, the driver of ``bucket``'s region; a region answer
+    from there too is a FetchError."""
+    from .fetch import OtherRegion, RegionNotFollowed
+
+    try:
+        response = drv.connection.request(action, *args, **kwargs)
+        answer = _region_of(response)
+    except (OtherRegion, RegionNotFollowed) as exc:
+        answer = exc
+    if answer is None:
+        return response
+    raise RegionNotFollowed("bucket %r answered a request signed for its region %s that it is elsewhere (%s)"
+                            % (bucket, getattr(drv, "region_name", "?"), answer))
+
+
+def driver_for_bucket(drv, bucket):
+    """The driver that reaches ``bucket``: ``drv``, or the one of the bucket's region."""
+    follower = getattr(drv, "bareos_regions", None)
+    return follower.driver_for(bucket) if follower is not None else drv
+
+
+def follow_region(drv, bucket, region):
+    """From now on reach ``bucket`` through a driver for ``region`` (a region answer the job
+    got to a GET the signer signed); FetchError when it cannot."""
+    follower = getattr(drv, "bareos_regions", None)
+    if follower is None:
+        from .fetch import RegionNotFollowed
+
+        raise RegionNotFollowed("bucket %r is in region %s, and this driver cannot follow it" % (bucket, region))
+    return follower.follow(bucket, region)
 
 
 def _driver_class(provider):

@@ -13,6 +13,11 @@ as none of it was handed on.
 Integrity: the byte count must equal the announced size, and where the ETag is a plain MD5
 (no ``-N`` multipart suffix, no SSE-KMS/SSE-C) the MD5 of the bytes must match it; outside the
 S3 family, so must the content MD5 a listing states (Azure block blobs).
+
+SSE-C (``sse_customer_key_file``): a GET carries the customer key's headers or not, whichever
+worked for the last object (an object encrypted with the key is read only with them; Amazon S3
+refuses them for an object that is not, radosgw ignores them there); an answer that asks for the
+other way is followed once per object.  A resume sends what the first GET of the object sent.
 """
 
 import hashlib
@@ -56,16 +61,70 @@ class BrokenTransfer(FetchError):
     """The transfer broke and this provider cannot resume it (worth reading again from the start)."""
 
 
-class ObjectStream:
-    """An open download: ``size``, ``mtime``, ``etag``, an iterator of byte chunks, and ``md5``:
-    the MD5 (hex) the bytes must have, where it is known."""
+class KeyNeeded(FetchError):
+    """The object is encrypted with a customer key (SSE-C) and the GET brought none."""
 
-    def __init__(self, size, mtime, etag, chunks, md5=None):
+    def __init__(self, configured=False):
+        super().__init__(
+            "encrypted with a customer key (SSE-C): the object store gives its bytes only to a request "
+            "that brings the key" + (" (the one in sse_customer_key_file was refused)" if configured
+                                      else "; give it in sse_customer_key_file"))
+
+
+class KeyNotApplicable(FetchError):
+    """The GET brought the customer key, and the object is not encrypted with one."""
+
+    def __init__(self):
+        super().__init__("the object store refused the customer key (SSE-C) for this object: it is not "
+                         "encrypted with one")
+
+
+class KeyRefused(FetchError):
+    """The object is encrypted with another customer key than the GET brought."""
+
+    def __init__(self):
+        super().__init__("encrypted with a customer key (SSE-C) other than the one in sse_customer_key_file: "
+                         "the object store refused that key")
+
+
+class DeniedWithKey(FetchError):
+    """403 to a GET that brought the customer key: Amazon S3's answer to a wrong key, and to a
+    request it denies anyway (the same GET without the key tells which)."""
+
+
+class RegionNotFollowed(FetchError):
+    """A bucket in another region that the plugin cannot reach (the message says why)."""
+
+
+class OtherRegion(FetchError):
+    """The bucket is served in another region than the request was signed for: ``region``."""
+
+    def __init__(self, region, status, code):
+        self.region = region
+        super().__init__("the bucket is in region %s (the object store answered %s%s)"
+                         % (region, status, " " + code if code else ""))
+
+
+#: Error codes of an answer from a region the bucket is not in (with ``<Region>`` or the
+#: ``x-amz-bucket-region`` header naming its own): Amazon S3 answers 301 PermanentRedirect to a
+#: request sent to another region's endpoint, 400 AuthorizationHeaderMalformed to one signed for
+#: another region, and, for regions opened since 2019, 400 IllegalLocationConstraintException.
+REGION_CODES = ("PermanentRedirect", "TemporaryRedirect", "AuthorizationHeaderMalformed",
+                "IllegalLocationConstraintException")
+
+
+class ObjectStream:
+    """An open download: ``size``, ``mtime``, ``etag``, an iterator of byte chunks, ``md5``:
+    the MD5 (hex) the bytes must have, where it is known, and ``with_key``: its GET brought the
+    SSE-C customer key (so must a resume)."""
+
+    def __init__(self, size, mtime, etag, chunks, md5=None, with_key=False):
         self.size = size
         self.mtime = mtime
         self.etag = etag
         self.chunks = chunks
         self.md5 = md5
+        self.with_key = with_key
 
 
 def _container(driver, bucket):
@@ -90,17 +149,29 @@ def precondition_failed(start):
     return ObjectChanged("the object changed while it was read") if start else ChangedSinceListed()
 
 
-def describe(status, headers, start, key="", body=None):
+def describe(status, headers, start, key="", body=None, sent_key=False):
     """``(size, mtime, etag, md5_checkable)`` of a GET's answer; ``headers`` with lowercase names.
 
     Raises ObjectVanished (404), ObjectChanged (412 to a resume, or a whole object where a range
-    was asked for), ChangedSinceListed (412 from byte 0), Transient (429/5xx) or FetchError
-    (``body()``, the error document, names the reason where it can: see error_of).  Used by the
-    prefetchers and by the job's direct streams (direct.py) alike.  The size is -1 when the
-    answer does not state it (no Content-Length).
+    was asked for), ChangedSinceListed (412 from byte 0), Transient (429/5xx), OtherRegion, or
+    FetchError (``body()``, the error document, names the reason where it can: see error_of;
+    ``sent_key``: the GET brought the SSE-C customer key).  Used by the prefetchers and by the
+    job's direct streams (direct.py) alike.  The size is -1 when the answer does not state it
+    (no Content-Length).
     """
     from .timeutil import to_epoch
 
+    read = []
+
+    def document():  # the error document, read once
+        if not read:
+            read.append(body() if body is not None else "")
+        return read[0]
+
+    if status in (301, 307, 400):
+        elsewhere = region_answer(status, headers, document())
+        if elsewhere is not None:
+            raise elsewhere
     if status == 404:
         raise ObjectVanished()
     if status == 412:
@@ -112,7 +183,7 @@ def describe(status, headers, start, key="", body=None):
     if status == 416 and start:
         raise FetchError("the object ends before byte %d, fewer bytes than its size" % start)
     if status not in (200, 206):
-        raise error_of(status, body() if body is not None else "", key)
+        raise error_of(status, document(), key, sent_key)
     length = int(headers.get("content-length", "-1"))
     if status == 206:
         total = headers.get("content-range", "").rpartition("/")[2]
@@ -130,19 +201,89 @@ def describe(status, headers, start, key="", body=None):
     return size, mtime, etag, bool(etag and _PLAIN_MD5.match(etag) and not encrypted)
 
 
-def _open_s3(driver, bucket, key, start, etag):
+def customer_key_of(driver):
+    """The options.CustomerKey the driver's GETs may bring (sse_customer_key_file), or None."""
+    return getattr(driver, "bareos_customer_key", None)
+
+
+def get_headers(start, etag, customer_key=None):
+    """range_headers, and the SSE-C headers of ``customer_key`` where one is given."""
+    headers = range_headers(start, etag)
+    if customer_key is not None:
+        headers.update(customer_key.headers())
+    return headers
+
+
+def _open_s3(driver, bucket, key, start, etag, with_key):
     path = driver._get_object_path(_container(driver, bucket), key)
+    customer_key = customer_key_of(driver) if with_key else None
     try:
-        response = driver.connection.request(path, method="GET", headers=range_headers(start, etag),
+        response = driver.connection.request(path, method="GET", headers=get_headers(start, etag, customer_key),
                                              stream=True, raw=True)
     except Exception as exc:  # noqa: BLE001 - libcloud raises for some statuses (403, 412)
         error = translate(exc, key)
         if isinstance(error, ObjectChanged) and etag:
             error = precondition_failed(start)
+        elif customer_key is not None and isinstance(exc, _loaded("libcloud.common.types", "InvalidCredsError")):
+            error = DeniedWithKey(str(error))  # 401/403
         raise error from None
     size, mtime, new_etag, checkable = describe(response.status, response.headers, start, key,
-                                                lambda: response.body)
-    return ObjectStream(size, mtime, new_etag, response.iter_content(CHUNK_SIZE), new_etag if checkable else None)
+                                                lambda: response.body, sent_key=customer_key is not None)
+    return ObjectStream(size, mtime, new_etag, response.iter_content(CHUNK_SIZE), new_etag if checkable else None,
+                        with_key=customer_key is not None)
+
+
+class KeyChoice:
+    """Whether a GET brings the SSE-C customer key: ``first`` is what worked last (at first, the
+    key: the option says the bucket holds such objects).  For one object, ``switch`` tells the
+    way to try after an answer that asks for the other one, once, and the error that stands when
+    there is none."""
+
+    def __init__(self, configured):
+        self.configured = configured
+        self.first = configured
+
+    def start(self, with_key=None):
+        """The way for an object's first GET (``with_key``: the one its stream began with)."""
+        return ObjectKeyTries(self, self.first if with_key is None else with_key)
+
+
+class ObjectKeyTries:
+    """The SSE-C way of one object's GETs (see KeyChoice)."""
+
+    def __init__(self, choice, with_key):
+        self.choice = choice
+        self.with_key = bool(with_key and choice.configured)
+        self.first_error = None  # what the first way got, once the other one is tried
+
+    def switch(self, error):
+        """After ``error``: True when the other way is to be tried (``with_key`` is then it);
+        False when ``error`` stands.  Raises KeyRefused when the two answers together say that
+        the object is encrypted with another key (Amazon S3 answers a wrong key with 403)."""
+        if not self.choice.configured:
+            return False
+        if self.first_error is None:
+            if not (isinstance(error, KeyNeeded) and not self.with_key
+                    or isinstance(error, (KeyNotApplicable, DeniedWithKey)) and self.with_key):
+                return False
+            self.first_error, self.with_key = error, not self.with_key
+            return True
+        pair = {type(self.first_error), type(error)}
+        if pair == {KeyNeeded, DeniedWithKey}:
+            raise KeyRefused() from None
+        return False
+
+    def worked(self):
+        self.choice.first = self.with_key
+
+
+def key_choice(driver):
+    """The driver's KeyChoice (one per driver, so per helper process)."""
+    choice = getattr(driver, "bareos_key_choice", None)
+    if choice is None:
+        choice = KeyChoice(customer_key_of(driver) is not None)
+        driver.bareos_key_choice = choice
+    return choice
 
 
 def _open_generic(driver, bucket, key, listed, start):
@@ -208,24 +349,62 @@ def _element(document, name):
     return match.group(1).strip() if match else ""
 
 
-def error_of(status, document, key=""):
-    """The FetchError for a GET refused with ``status`` and the S3 error ``document`` (bytes or
-    text): objects no plain GET can read are named with their real reason."""
+def _text(document):
     if isinstance(document, (bytes, bytearray)):
         document = bytes(document).decode("utf-8", "replace")
-    document = document or ""
+    return document or ""
+
+
+def region_answer(status, headers, document=""):
+    """An answer that says the bucket is in another region: OtherRegion naming it, or a
+    FetchError when the answer does not say which; None for any other answer.  ``headers``
+    with lowercase names; ``document``: the error document (bytes or text)."""
+    if status not in (301, 307, 400):
+        return None
+    document = _text(document)
+    code = _element(document, "Code")
+    if status == 400 and code not in REGION_CODES and (document.strip() or "x-amz-bucket-region" not in headers):
+        return None  # (a HEAD's answer has no document: only the header can tell)
+    region = (headers.get("x-amz-bucket-region") or "").strip() or _element(document, "Region")
+    if region:
+        return OtherRegion(region, status, code)
+    if status == 400 and code != "PermanentRedirect":
+        return None  # e.g. a malformed Authorization header: not about the region
+    return RegionNotFollowed("the object store answered %s%s: the bucket is served from another endpoint or "
+                             "region, and the answer does not say which region; give the bucket's region in "
+                             "option region" % (status, " " + code if code else ""))
+
+
+_NOT_APPLICABLE = re.compile(r"encryption parameters are not applicable", re.IGNORECASE)
+_WRONG_KEY = re.compile(r"MD5 hash of the key did not match", re.IGNORECASE)
+_KMS = re.compile(r"\bKMS\b", re.IGNORECASE)
+_SSE = re.compile(r"server.side.encryption|customer.provided.keys?|customer.key", re.IGNORECASE)
+
+
+def error_of(status, document, key="", sent_key=False):
+    """The FetchError for a GET refused with ``status`` and the S3 error ``document`` (bytes or
+    text): objects no plain GET can read are named with their real reason.  ``sent_key``: the
+    GET brought the SSE-C customer key."""
+    document = _text(document)
     code = _element(document, "Code")
     if code == "InvalidObjectState":
         storage = _element(document, "StorageClass") or "an archive storage class"
         tier = _element(document, "AccessTier")
         return FetchError("archived in storage class %s%s, not readable without a restore request"
                           % (storage, " (%s)" % tier if tier else ""))
-    if status == 400 and re.search(r"server.side.encryption|customer.provided.keys?|customer.key",
-                                   _element(document, "Message"), re.IGNORECASE):
-        return FetchError("encrypted with a customer key (SSE-C): the object store gives its bytes "
-                          "only to a request that brings the key")
+    message = _element(document, "Message")
+    if status == 400 and sent_key and _NOT_APPLICABLE.search(message):
+        return KeyNotApplicable()
+    if status == 400 and sent_key and _WRONG_KEY.search(message):
+        return KeyRefused()  # radosgw's answer to another key than the object's
+    if status == 400 and _KMS.search(message):
+        return FetchError("encrypted with AWS KMS (SSE-KMS): the object store gives its bytes only to a "
+                          "request signed with signature version 4 (%s)" % message)
+    if status == 400 and _SSE.search(message):
+        return KeyNeeded(sent_key)
     if status in (401, 403):
-        return access_denied(key)
+        error = access_denied(key)
+        return DeniedWithKey(str(error)) if sent_key else error
     return FetchError("HTTP %s%s" % (status, ": %s" % code if code else ""))
 
 
@@ -286,16 +465,26 @@ def _from_libcloud(exc, key):
     return None
 
 
-def open_object(driver, bucket, key, listed, retry, start=0, etag=None):
-    """Open ``key`` for reading from byte ``start``, retrying transient failures."""
+def open_object(driver, bucket, key, listed, retry, start=0, etag=None, with_key=None):
+    """Open ``key`` for reading from byte ``start``, retrying transient failures.
+
+    ``with_key``: whether the GET brings the SSE-C key (a resume: as its first GET did);
+    None: as worked last (see KeyChoice).
+    """
     attempts = retry.start(key)
+    s3 = is_s3_family(driver)
+    tries = key_choice(driver).start(with_key) if s3 else None
     while True:
         try:
-            if is_s3_family(driver):
-                return _open_s3(driver, bucket, key, start, etag)
+            if s3:
+                stream = _open_s3(driver, bucket, key, start, etag, tries.with_key)
+                tries.worked()
+                return stream
             return _open_generic(driver, bucket, key, listed, start)
         except Exception as exc:  # noqa: BLE001 - translated, retried, re-raised
             error = translate(exc, key)
+            if tries is not None and tries.switch(error):
+                continue
             if not isinstance(error, Transient):
                 raise error from None
             if not attempts.retry(error):
@@ -337,7 +526,8 @@ def read_object(driver, bucket, key, listed, retry, start=0, etag=None):
                 raise BrokenTransfer(text) from None
             if not resumes.retry(error, RESUMED):
                 raise FetchError(text) from None
-            resumed = open_object(driver, bucket, key, listed, retry, start=done, etag=stream.etag)
+            resumed = open_object(driver, bucket, key, listed, retry, start=done, etag=stream.etag,
+                                  with_key=stream.with_key)
             stream.chunks = resumed.chunks
             confirm = confirm or (done > 0 and not s3)
     if confirm:

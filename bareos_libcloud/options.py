@@ -8,7 +8,9 @@ that builds the driver, driver.make_driver, with :func:`check_names`); any other
 job.  Nothing here imports libcloud: the job's own interpreter stays network-free.
 """
 
+import base64
 import difflib
+import hashlib
 import os
 import re
 import stat
@@ -200,6 +202,65 @@ def _ranged(parse, minimum, maximum=None):
     return lambda name, value: parse(name, value, minimum, maximum)
 
 
+class CustomerKey:
+    """The 256-bit SSE-C key of ``sse_customer_key_file``: the headers a GET of an object
+    encrypted with it carries.  Its repr and str name the file only; ``secrets`` are the forms of
+    the key that messages must never show."""
+
+    ALGORITHM = "AES256"
+
+    def __init__(self, path, key, secrets=(), world_readable=False):
+        self.path = path
+        self.b64 = base64.b64encode(key).decode("ascii")
+        self.md5 = base64.b64encode(hashlib.md5(key).digest()).decode("ascii")
+        self.secrets = tuple(dict.fromkeys((self.b64,) + tuple(s for s in secrets if len(s) >= 3)))
+        self.world_readable = world_readable
+
+    def headers(self):
+        return {
+            "x-amz-server-side-encryption-customer-algorithm": self.ALGORITHM,
+            "x-amz-server-side-encryption-customer-key": self.b64,
+            "x-amz-server-side-encryption-customer-key-MD5": self.md5,
+        }
+
+    def __repr__(self):
+        return "CustomerKey(%r)" % self.path
+
+    __str__ = __repr__
+
+
+def read_customer_key_file(name, value):
+    """A CustomerKey from the file ``value`` names: 32 raw bytes, or their base64 (a line)."""
+    _absolute_path(name, value)
+    try:
+        with open(value, "rb") as handle:
+            data = handle.read(4097)
+            mode = os.fstat(handle.fileno()).st_mode
+    except OSError as exc:
+        raise OptionError("option %s=%r cannot be read: %s" % (name, value, exc.strerror or exc)) from None
+    key, text = (data, None) if len(data) == 32 else (_base64_key(data), data.strip().decode("ascii", "replace"))
+    if key is None:
+        raise OptionError("option %s=%r: the file must hold a 256-bit key, as 32 raw bytes or in base64 "
+                          "(it holds %d bytes, neither)" % (name, value, len(data)))
+    secrets = [text] if text else []
+    if all(32 <= byte < 127 for byte in key):
+        secrets.append(key.decode("ascii"))  # a key typed as 32 characters
+    return CustomerKey(value, key, secrets, world_readable=bool(mode & stat.S_IROTH))
+
+
+def _base64_key(data):
+    try:
+        key = base64.b64decode(b"".join(data.split()), validate=True)
+    except ValueError:
+        return None
+    return key if len(key) == 32 else None
+
+
+def parse_request_payer(name, value):
+    """``yes`` (or ``requester``, the header's value): every request says the requester pays."""
+    return True if value.strip().lower() == "requester" else parse_bool(name, value)
+
+
 #: The plugin's own options and how each is read; every other option goes to the driver.
 PLUGIN_OPTIONS = {
     "buckets_include": parse_name_list,
@@ -219,7 +280,14 @@ PLUGIN_OPTIONS = {
     "python": _absolute_path,
     "ca_file": _readable_file,
     "incremental_margin": _ranged(parse_duration, 0, MAX_INCREMENTAL_MARGIN),
+    # Objects a plain GET cannot read (S3 family): settled on the driver options by
+    # _settle_request_options.
+    "sse_customer_key_file": read_customer_key_file,
+    "request_payer": parse_request_payer,
 }
+
+#: Plugin options that only backups read: a restore client need not have the files they name.
+BACKUP_ONLY_FILES = ("ca_file", "sse_customer_key_file")
 
 #: The other names the plugin reads itself (``key`` and ``secret`` also go to the driver).
 OWN_OPTIONS = ("provider", "credentials_file", "key", "secret")
@@ -234,9 +302,14 @@ class DriverKwargs(dict):
     ``unshown``: the names among them that directly follow a secret option in a plugin string.
     Such a name may be the tail of the secret's value (a ``:`` in it written unescaped), so a
     message about it does not show it.
+
+    ``customer_key`` (a CustomerKey) and ``request_payer``: what the plugin adds to the driver's
+    requests (sse_customer_key_file, request_payer); driver.make_driver applies them.
     """
 
     unshown = frozenset()
+    customer_key = None
+    request_payer = False
 
 
 @dataclass
@@ -262,6 +335,8 @@ class Options:
     fail_on_error: bool = False
     shard: tuple = None  # (k, n): this job saves shard k of n (1 <= k <= n)
     incremental_margin: int = DEFAULT_INCREMENTAL_MARGIN  # seconds
+    sse_customer_key_file: CustomerKey = None  # the key read from the file (never shown)
+    request_payer: bool = False
     secrets: tuple = ()
     warnings: list = field(default_factory=list)
 
@@ -374,7 +449,8 @@ class OptionSet:
         if need_remote:
             self._check_case(raw)
         else:
-            raw.pop("ca_file", None)  # read by backups only: a restore client may not have it
+            for name in BACKUP_ONLY_FILES:  # read by backups only: a restore client may not have them
+                raw.pop(name, None)
         provider = raw.pop("provider", None)
         if need_remote and provider is None:
             raise OptionError("mandatory option provider is missing (e.g. provider=S3 or provider=S3_RGW)")
@@ -389,6 +465,7 @@ class OptionSet:
         for key, value in raw.items():
             opts.driver_kwargs[key] = DRIVER_OPTIONS[key](key, value) if key in DRIVER_OPTIONS else value
         opts.driver_kwargs.unshown = frozenset(self.after_secret & set(opts.driver_kwargs))
+        _settle_request_options(opts)
         if need_remote and "key" not in opts.driver_kwargs:
             raise OptionError("mandatory option key is missing (in the plugin string or a credentials_file)")
         return opts
@@ -400,3 +477,15 @@ class OptionSet:
         """
         own = {name.lower() for name in list(PLUGIN_OPTIONS) + list(OWN_OPTIONS)}
         check_names([name for name in raw if name.lower() in own], unshown=self.after_secret)
+
+
+def _settle_request_options(opts):
+    """sse_customer_key_file and request_payer go to the helpers with the driver options; the
+    key is a secret (masked like ``secret``), its file is warned about like a credentials_file."""
+    key = opts.sse_customer_key_file
+    if key is not None:
+        opts.secrets += key.secrets
+        if key.world_readable:
+            opts.warnings.append("sse_customer_key_file %r is readable by everyone; chmod 600 it" % key.path)
+        opts.driver_kwargs.customer_key = key
+    opts.driver_kwargs.request_payer = opts.request_payer

@@ -48,10 +48,12 @@ Prefetcher -> job, ``("started", pid)`` once, then for each "get" one of::
 Object bytes follow their header as ``n`` raw bytes on the pipe (no pickle, no framing), so that
 the job reads them straight into the bytearray it hands to Bareos (``os.readv``).
 
-Job -> signer: ``("sign", ident, bucket, key, start, etag)`` (``etag``: ``If-Match``, as for a
-"get"); signer -> job: ``("ready",)`` once, or ``("unsupported", why)`` (not an S3-family
-driver, or a proxy: the job streams through the prefetchers instead); then for each request
-``("signed", ident, request)`` (transport.signed_get) or ``("error", ident, text)``.
+Job -> signer: ``("sign", ident, bucket, key, start, etag, with_key, region)`` (``etag``:
+``If-Match``, as for a "get"; ``with_key``: the GET brings the SSE-C customer key; ``region``:
+None, or the region the bucket answered that it is in, to sign for from then on); signer -> job:
+``("ready",)`` once, or ``("unsupported", why)`` (not an S3-family driver, or a proxy: the job
+streams through the prefetchers instead); then for each request ``("signed", ident, request)``
+(transport.signed_get) or ``("error", ident, text)``.
 A crash in any helper: ``("fatal", text)``, then its pipe closes.
 """
 
@@ -255,10 +257,16 @@ def signer_main(conn, config):
         from .transport import signed_get
 
         conn.send(("ready",))
-        for _, ident, bucket, key, start, etag in _requests(conn, "sign"):
+        for _, ident, bucket, key, start, etag, with_key, region in _requests(conn, "sign"):
             try:
-                path = drv._get_object_path(fetch._container(drv, bucket), key)
-                conn.send(("signed", ident, signed_get(drv, path, fetch.range_headers(start, etag))))
+                if region:
+                    driver_mod.follow_region(drv, bucket, region)
+                there = driver_mod.driver_for_bucket(drv, bucket)
+                path = there._get_object_path(fetch._container(there, bucket), key)
+                customer_key = fetch.customer_key_of(there) if with_key else None
+                conn.send(("signed", ident, signed_get(there, path, fetch.get_headers(start, etag, customer_key))))
+            except fetch.FetchError as exc:
+                conn.send(("error", ident, _scrub(str(exc), config)))
             except Exception as exc:  # noqa: BLE001 - reported to the job, never a traceback
                 text = "cannot sign the request: %s: %s" % (type(exc).__name__, exc)
                 conn.send(("error", ident, _scrub(text, config)))

@@ -10,6 +10,8 @@
         proxy.refuse(times=1)                           # next new connection closed at once
         proxy.cut_listing(after_keys=3)                 # next V1 listing page truncated at 3 keys
         proxy.rechunk(match="/bkt/big")                 # body sent chunked: no Content-Length
+        proxy.set_headers({"ETag": '"..."'}, match="/bkt/k")   # forwarded, these headers answered
+        proxy.respond(400, if_header={"x-amz-server-side-encryption-customer-key": None})
         ...
         assert [e.status for e in proxy.entries(method="GET", match="big")] == [200, 206]
         assert proxy.entries(match="big")[1].header("Range") == "bytes=1000-"
@@ -25,7 +27,10 @@ closed an idle one), so keep-alive works on both sides.  ``Expect: 100-continue`
 
 Rules (all thread-safe, settable while requests run) match requests by ``method`` (None: any)
 and ``match``: None (any), a substring of the raw request-target (path and query as on the
-wire), a compiled regex (``re.search``) or a callable(method, target) -> bool.  ``times`` is how
+wire), a compiled regex (``re.search``) or a callable(method, target) -> bool, and by
+``if_header``, a dict {header name: condition} that the request's headers must all meet: None
+(the header is absent), True (present) or a string (a substring of its value; e.g. the region
+of a SigV4 Authorization header, "/us-east-1/s3/").  ``times`` is how
 many matching requests the rule acts on (None: forever).  Rules are tried in the order they were
 added; the first live one that matches acts, and only that one.  Each setter returns its
 ``Rule``; ``rule.hits`` counts the requests it acted on, ``rule.cancel()`` retires it.
@@ -262,9 +267,9 @@ class LogEntry:
 
 
 class Rule:
-    """A fault rule. ``kind`` is respond/reset/stall/cut_listing/rechunk/refuse."""
+    """A fault rule. ``kind`` is respond/reset/stall/cut_listing/rechunk/refuse/set_headers."""
 
-    def __init__(self, proxy, kind, times, method, match, **params):
+    def __init__(self, proxy, kind, times, method, match, if_header=None, **params):
         if times is not None and times < 0:
             raise ValueError("times must be >= 0 or None")
         self.proxy = proxy
@@ -272,6 +277,7 @@ class Rule:
         self.remaining = times
         self.method = method.upper() if method else None
         self.match = match
+        self.if_header = dict(if_header or {})
         self.params = params
         self.hits = 0
 
@@ -279,8 +285,23 @@ class Rule:
     def live(self):
         return self.remaining is None or self.remaining > 0
 
-    def matches(self, method, target):
+    def headers_meet(self, headers):
+        """Whether request ``headers`` ([(name, value)]) meet every ``if_header`` condition."""
+        for name, condition in self.if_header.items():
+            values = [v for k, v in headers or () if k.lower() == name.lower()]
+            if condition is None:
+                if values:
+                    return False
+            elif not values:
+                return False
+            elif condition is not True and not any(condition in v for v in values):
+                return False
+        return True
+
+    def matches(self, method, target, headers=None):
         if self.method is not None and method != self.method:
+            return False
+        if self.if_header and not self.headers_meet(headers):
             return False
         m = self.match
         if m is None:
@@ -417,19 +438,28 @@ class FaultProxy:
         return rule
 
     def respond(self, status, body=None, headers=None, times=1, match=None, method=None,
-                code=None, message=None, close=False):
+                code=None, message=None, close=False, if_header=None):
         """Answer matching requests with ``status`` without forwarding them.
 
         ``body`` (bytes/str) defaults to an S3 ``<Error>`` document with ``code`` (default from
         the status: 503/429 SlowDown, 500 InternalError, 404 NoSuchKey, ...), none for HEAD.
         ``headers``: dict or list of pairs, added (Content-Length is computed). ``close``: send
-        ``Connection: close`` and close the client connection afterwards.
+        ``Connection: close`` and close the client connection afterwards.  ``if_header``: see
+        the module's docstring.
         """
         if body is None and code is None and status not in S3_ERRORS and status >= 400:
             code = "Error%d" % status
-        return self._add(Rule(self, "respond", times, method, match, status=int(status),
+        return self._add(Rule(self, "respond", times, method, match, if_header, status=int(status),
                               body=body, headers=headers, code=code, message=message,
                               close=close))
+
+    def set_headers(self, headers, times=1, match=None, method=None, if_header=None):
+        """Forward, and answer with ``headers`` (dict or list of pairs) in the response head in
+        place of the upstream's headers of the same names (as a server that states other ones:
+        an SSE-C object's ETag and customer-algorithm, say)."""
+        if isinstance(headers, dict):
+            headers = list(headers.items())
+        return self._add(Rule(self, "set_headers", times, method, match, if_header, headers=headers))
 
     def reset_after(self, nbytes, times=1, match=None, method=None):
         """Forward, then reset (RST) the client connection once ``nbytes`` bytes of the
@@ -531,10 +561,10 @@ class FaultProxy:
         return [e for e in self.log if probe.matches(e.method, e.target)
                 and (fault is None or (e.fault or "").startswith(fault))]
 
-    def _take(self, method, target):
+    def _take(self, method, target, headers=None):
         with self._lock:
             for rule in self._rules:
-                if not rule.live or rule.kind == "refuse" or not rule.matches(method, target):
+                if not rule.live or rule.kind == "refuse" or not rule.matches(method, target, headers):
                     continue
                 if rule.remaining is not None:
                     rule.remaining -= 1
@@ -784,7 +814,7 @@ class _Conn:
         conn_tokens = req.tokens("connection")
         keep = ("close" not in conn_tokens) if version == "HTTP/1.1" else (
             "keep-alive" in conn_tokens)
-        rule = self.proxy._take(method, target)
+        rule = self.proxy._take(method, target, req.headers)
         try:
             if rule is not None and rule.kind == "respond":
                 return self.respond(req, entry, rule) and keep
@@ -895,6 +925,12 @@ class _Conn:
             self.close_upstream()
             self.reset_client()
             raise _Aborted("reset before the response")
+        if kind == "set_headers":
+            names = {name.lower().encode("latin-1") for name, _ in p["headers"]}
+            resp.lines = [line for line in resp.lines if line.split(b":", 1)[0].strip().lower() not in names]
+            resp.lines += [("%s: %s\r\n" % item).encode("latin-1") for item in p["headers"]]
+            entry.resp_headers = [h for h in entry.resp_headers if h[0].lower().encode("latin-1") not in names]
+            entry.resp_headers += list(p["headers"])
         if kind == "cut_listing":
             keep = self.cut_listing(method, resp, status, entry, p)
         elif kind == "rechunk" and resp.get("content-length") is not None and method != "HEAD":
