@@ -17,7 +17,7 @@ import pytest
 
 from faultproxy import FaultProxy, s3_error_body
 from harness import MiB, REPO, plugin_string, restored_keys
-from test_faults import fd, ours, proxy, saved  # noqa: F401 - fd and proxy are fixtures
+from test_faults import ours, saved
 
 M_FATAL = 3
 

@@ -17,7 +17,7 @@ import pytest
 
 from faultproxy import s3_error_body
 from harness import MiB, plugin_string, restored_keys
-from test_faults import accounting, fd, ours, proxy, saved  # noqa: F401 - fd and proxy are fixtures
+from test_faults import accounting, ours, saved
 
 M_ERROR = 4
 KEY_HEADER = "x-amz-server-side-encryption-customer-key"
