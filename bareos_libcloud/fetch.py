@@ -298,13 +298,49 @@ def _open_generic(driver, bucket, key, listed, start):
         container=_container(driver, bucket),
         driver=driver,
     )
-    if start:
-        if not (listed.get("etag") and reads_ranges(driver)):
-            raise FetchError("this provider cannot resume a broken download")
+    if start and not (listed.get("etag") and reads_ranges(driver)):
+        raise FetchError("this provider cannot resume a broken download")
+    if is_swift(driver):
+        chunks = _swift_chunks(driver, bucket, key, start)
+    elif start:
         chunks = driver.download_object_range_as_stream(obj, start_bytes=start, chunk_size=CHUNK_SIZE)
     else:
         chunks = driver.download_object_as_stream(obj, chunk_size=CHUNK_SIZE)
     return ObjectStream(None, listed.get("mtime"), listed.get("etag"), chunks, listed.get("md5"))
+
+
+def is_swift(driver):
+    """OpenStack Swift and the other drivers of libcloud's CloudFiles family."""
+    from libcloud.storage.drivers.cloudfiles import CloudFilesStorageDriver
+
+    return isinstance(driver, CloudFilesStorageDriver)
+
+
+def _swift_chunks(driver, bucket, key, start):
+    """The GET libcloud's Swift driver sends, with the key quoted and the body streamed.
+
+    libcloud 3.9 puts the key into the path as it is (a key holding '#', '?' or a '%' escape
+    is answered 404, which would make the object look deleted) and reads the whole body before
+    it hands on the first chunk (a large object held whole in memory).
+    """
+    from libcloud.common.base import Connection
+
+    path = "/%s/%s" % (driver._encode_container_name(bucket), driver._encode_object_name(key))
+    headers = {"Range": "bytes=%d-" % start} if start else {}
+    # Connection.request itself: the Swift connection's own request() takes no ``stream``;
+    # what it adds (format=json, the auth headers and path through libcloud's hooks) is kept.
+    response = Connection.request(driver.connection, path, params={"format": "json"}, method="GET",
+                                  headers=headers, raw=True, stream=True)
+    status = response.status
+    if status == 404:
+        raise ObjectVanished()
+    if is_transient_status(status):
+        raise Transient("HTTP %s" % status)
+    if status == 416 and start:
+        raise FetchError("the object ends before byte %d, fewer bytes than its size" % start)
+    if status != (206 if start else 200):
+        raise FetchError("HTTP %s" % status)
+    return response.iter_content(CHUNK_SIZE)
 
 
 def reads_ranges(driver):
@@ -485,10 +521,23 @@ def open_object(driver, bucket, key, listed, retry, start=0, etag=None, with_key
             error = translate(exc, key)
             if tries is not None and tries.switch(error):
                 continue
+            if isinstance(error, ObjectVanished) and not start:
+                error = _confirm_vanished(driver, bucket, key)
             if not isinstance(error, Transient):
                 raise error from None
             if not attempts.retry(error):
                 raise FetchError("%s (gave up after %d attempts)" % (error, attempts.made)) from None
+
+
+def _confirm_vanished(driver, bucket, key):
+    """A 404 to a GET: ObjectVanished, unless a HEAD still finds the object (a key the GET path
+    cannot name), which must not pass for a deleted object: then a FetchError."""
+    try:
+        driver.get_object(bucket, key)
+    except Exception:  # noqa: BLE001 - gone, or the HEAD failed too: the 404 stands
+        return ObjectVanished()
+    return FetchError("its GET is answered 404 although a HEAD finds it (a key this provider's "
+                      "driver cannot read)")
 
 
 def read_object(driver, bucket, key, listed, retry, start=0, etag=None):

@@ -8,9 +8,9 @@ for a large object's manifest).  The server answers at most ``Swift.listing_limi
 page.  No auth middleware runs, so credentials cannot be refused here: the plugin reaches the
 account through ``ex_force_auth_token`` and ``ex_force_base_url``.
 
-Two ``xfail(strict=True)`` tests hold what libcloud 3.9.1's Swift driver gets wrong on its GETs
-(object names with ``#``, ``?`` or ``%`` escapes; no streaming): when the plugin works around
-it, they pass, and strict makes that a failure until their mark is removed.
+Two tests hold what libcloud 3.9.1's Swift driver gets wrong on its GETs (object names with
+``#``, ``?`` or ``%`` escapes; no streaming), which fetch.py works around by sending that GET
+itself, quoted and streamed.
 """
 
 import datetime
@@ -141,10 +141,9 @@ def test_a_manifest_object_is_saved_with_the_bytes_of_its_segments(swift, fd, bu
     assert restored_keys(where, bucket_name) == dict(segments, large=whole)
 
 
-@pytest.mark.xfail(strict=True, reason="libcloud 3.9.1's Swift driver puts the object name into the GET's path "
-                   "unquoted: '%20' arrives as a space, '#' starts a fragment, '?' a query; Swift answers 404 "
-                   "and the plugin takes the object for deleted (a warning, job OK)")
 def test_keys_with_percent_hash_or_question_mark_are_saved(swift, fd, bucket_name, tmp_path):
+    """libcloud's Swift driver put the key into the GET's path unquoted: Swift answered 404 and
+    the object passed for deleted (a warning, job OK)."""
     objects = {"pct%20literal": b"p", "hash#tag": b"h", "what?now": b"q", "plain": b"x"}
     swift.make_bucket(bucket_name, objects)
     result = fd.backup(plugin(swift, bucket_name))
@@ -169,9 +168,6 @@ def test_a_transfer_broken_midway_still_gives_the_exact_bytes(swift, proxy, fd, 
     assert restored_keys(where, bucket_name) == {"big": big, "small": b"s"}
 
 
-@pytest.mark.xfail(strict=True, reason="libcloud 3.9.1's Swift driver GETs without stream=True: requests reads the "
-                   "whole body before download_object_as_stream returns, so a large object is held whole in the "
-                   "helper and a break is a failed request, read again from byte 0, not resumed")
 def test_a_broken_stream_resumes_from_the_byte_reached(swift, proxy, fd, bucket_name):
     big = os.urandom(4 * MiB + 5)
     swift.make_bucket(bucket_name, {"big": big})
