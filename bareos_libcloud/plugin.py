@@ -201,6 +201,8 @@ class BareosFdPluginLibcloud:
         except JobCancelled:
             self.failed = True
             self._close_sessions()
+        if self.failed and estimate:
+            stop_servers()  # a failed estimate gets no JobEnd event (only a backup gets EndBackupJob)
 
     def _name_line(self, line, text):
         return "%s: %s" % (line.describe(), text) if len(self.lines) > 1 else text
