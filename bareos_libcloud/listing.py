@@ -263,6 +263,8 @@ def _s3_pages(drv, container, prefix, retry, delimiter=None):
 
     The next page is requested (on a helper thread of this process) as soon as the last key
     of the current one is known, so the server works while this page is turned into entries.
+    With a delimiter it is requested when the caller asks for it: the caller lists prefixes of
+    the page meanwhile, through the same connection (shard_by=prefix).
 
     A truncated page goes on from its ``<NextMarker>``, else from its last key: a page may hold
     no ``<Contents>`` and still a NextMarker (S3 does that where a delimiter folds keys into
@@ -293,6 +295,7 @@ def _s3_pages(drv, container, prefix, retry, delimiter=None):
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="bareos-libcloud-page") as ahead:
         marker = None  # the marker of the page in hand (None: the first page)
         stuck = None  # the attempts at a page that gave no way on
+        later = None  # with a delimiter: the marker of the next page, requested after the yield
         pending = request(marker)
         while pending is not None:
             page = pending.result()
@@ -316,14 +319,20 @@ def _s3_pages(drv, container, prefix, retry, delimiter=None):
                     following = marker
                 else:
                     stuck = None
-                pending = request(following)
+                if not delimiter:
+                    pending = request(following)
+                else:
+                    later = following
             if pending is not None:
                 marker = following
-            if delimiter:
-                if entries or prefixes:
-                    yield entries, prefixes
-            elif entries:
-                yield entries
+            if not delimiter:
+                if entries:
+                    yield entries
+                continue
+            if entries or prefixes:
+                yield entries, prefixes
+            if later is not None:
+                marker, pending, later = later, request(later), None
 
 
 def _is_transient(exc):
