@@ -177,6 +177,9 @@ class BackupSession:
             self.restores = RestoreState.beside(journal)
             self.restores.load()
             self.config["restore_state"] = self.restores.where()
+        elif opts.archived == "request" and not policy.estimate:
+            log.warning("archived=request records its restore requests in the daemon's working directory, "
+                        "which this daemon does not have: archived objects are skipped, not restored")
         self.kept = KeptNames()  # archived objects not declared to Bareos (accurate mode)
         self.archived_names = []  # (bucket, key, storage class, state), NAMES_SHOWN at most
         self.archived_classes = {}

@@ -7,6 +7,10 @@ For the S3 family the pages are requested through libcloud's signed connection w
 ``encoding-type=url``: without it a key holding a control character makes the listing XML
 unparsable (radosgw sends it raw), and libcloud's own iterator cannot resume after a failed
 page.  Here a failed page is retried from its marker; the listing never restarts.
+
+What a line selects beyond its prefix (selection.py: patterns, sizes, dates, storage classes)
+and what becomes of archived objects (archive.py) is decided here, per listed object, by
+:class:`Scope`: the job receives only the objects it is to save or declare.
 """
 
 import base64

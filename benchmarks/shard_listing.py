@@ -33,6 +33,12 @@ def job_main(spec):
     from fdemu import FileDaemon
 
     fd = FileDaemon(spec["workdir"])
+    # An empty Full first (its prefix matches nothing): the emulator runs an Incremental without
+    # a Full as a Full, which would read every object.
+    fd.backup(spec["empty"], level="F", job_name=spec["job"])
+    time.sleep(1.1)
+    print("READY", flush=True)  # the N shards start their incrementals together
+    sys.stdin.readline()
     started = time.monotonic()
     result = fd.backup(spec["plugin"], level="I", since=int(time.time()) + 60, job_name=spec["job"])
     seconds = time.monotonic() - started
@@ -47,18 +53,27 @@ def run_jobs(server, bucket, work, option_sets):
     from harness import plugin_string
 
     procs = []
-    started = time.monotonic()
     for index, options in enumerate(option_sets):
         spec = {"workdir": os.path.join(work, "fd-%d-%d" % (len(os.listdir(work)), index)), "job": "shard-%d" % index,
-                "plugin": plugin_string(server, buckets_include=bucket, nb_prefetcher=2, **options)}
+                "plugin": plugin_string(server, buckets_include=bucket, nb_prefetcher=2, **options),
+                "empty": plugin_string(server, buckets_include=bucket, prefix="no-such-prefix/")}
         procs.append(subprocess.Popen([sys.executable, os.path.abspath(__file__), "--_job", json.dumps(spec)],
-                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                      text=True))
+    for proc in procs:  # each has started and run its empty Full
+        if proc.stdout.readline().strip() != "READY":
+            raise RuntimeError("a job did not start (rc %s)" % proc.wait())
+    server.requests.clear()  # the empty Fulls' requests are not counted
+    started = time.monotonic()
+    for proc in procs:
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
     results = []
     for proc in procs:
-        out, err = proc.communicate(timeout=3600)
+        out, _ = proc.communicate(timeout=3600)
         line = [l for l in out.splitlines() if l.startswith("SHARDJOB ")]
         if proc.returncode != 0 or not line:
-            raise RuntimeError("a job failed (rc %s):\n%s\n%s" % (proc.returncode, out[-2000:], err[-2000:]))
+            raise RuntimeError("a job failed (rc %s):\n%s" % (proc.returncode, out[-2000:]))
         results.append(json.loads(line[-1][9:]))
     wall = time.monotonic() - started
     for result in results:
@@ -80,7 +95,6 @@ def measure(args, prefixes, work):
             ("%d shards, shard_by=prefix" % n, [{"shard": "%d/%d" % (k, n), "shard_by": "prefix"}
                                                  for k in range(1, n + 1)]),
         ):
-            server.requests.clear()
             wall, results = run_jobs(server, bucket, work, option_sets)
             listed = [r["listed"] for r in results]
             if sum(listed) != args.keys:
@@ -114,15 +128,15 @@ def markdown(args, rows, started, where):
     lines = [
         "## %s, listing %d keys in %d shards (synthetic listing server)" % (started, args.keys, args.shards),
         "",
-        "- command: `.venv/bin/python benchmarks/shard_listing.py %s`" % " ".join(args.argv),
+        "- command: `%s`" % " ".join([".venv/bin/python benchmarks/shard_listing.py"] + args.argv + ["--write-md"]),
         "- machine: %s" % where,
         "- versions: python %s, libcloud %s, bareos-libcloud %s" % (platform.python_version(), libcloud.__version__,
                                                                    commit),
         "- method ([docs/scale-out.md](docs/scale-out.md#measured)): `benchmarks/listing_server.py` makes up a "
         "bucket of %d empty objects spread evenly over P top-level prefixes and counts the ListObjects requests "
         "it answers (1000 entries a page); each job is a no-change Incremental through the emulated bareos-fd "
-        "(every object listed, none saved), in a process of its own; the N shards of a row run at once, the time "
-        "is until the last one ended" % args.keys,
+        "(every object listed, none saved) after an empty Full, in a process of its own; the N shards of a row "
+        "start their incrementals together, the time is until the last one ended" % args.keys,
         "",
         "| top-level prefixes | jobs | listing requests (with a delimiter) | time, all jobs | objects per job |",
         "|---:|---|---:|---:|---|",

@@ -284,3 +284,13 @@ def test_options_azure_cannot_honour_fail_at_the_start(azurite, fd, bucket_name,
     fatals = ours(result, M_FATAL)
     assert result.status == "f" and len(fatals) == 1 and needle in fatals[0], result.messages
     assert not result.files
+
+
+def test_patterns_and_storage_classes_on_each_server(s3, fd, bucket_name):
+    """radosgw states STANDARD for every key (a store may leave it out: that is STANDARD too)."""
+    s3.make_bucket(bucket_name, FILES)
+    result = backup(fd, s3, bucket_name, include="album/**", exclude="**/tmp/**", storage_classes="STANDARD")
+    assert result.status == "T", result.messages
+    assert saved(result) == {"album/one.jpg": FILES["album/one.jpg"], "album/notes.txt": FILES["album/notes.txt"]}
+    none = backup(fd, s3, bucket_name, storage_classes="STANDARD_IA")
+    assert none.status == "W" and saved(none) == {}

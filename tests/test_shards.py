@@ -157,3 +157,18 @@ def test_bad_shard_by_is_refused(moto, fd):
     result = fd.backup(plugin_string(moto, shard_by="prefix"))
     fatals = [t for t in result.texts(3) if t.startswith("python3-fd-mod: libcloud:")]
     assert result.status == "f" and len(fatals) == 1 and "shard_by=prefix needs shard=K/N" in fatals[0]
+
+
+def test_prefix_shards_on_each_server(s3, fd, bucket_name):
+    """The same on radosgw: its delimiter listing folds the keys as S3 does."""
+    s3.make_bucket(bucket_name, OBJECTS)
+    union = {}
+    for k in (1, 2, 3):
+        result = fd.backup(plugin_string(s3, buckets_include=bucket_name, nb_prefetcher=2, shard="%d/3" % k,
+                                         shard_by="prefix"), job_name="shard-%d" % k)
+        assert result.status == "T", result.messages
+        part = saved(result)
+        assert not set(part) & set(union)
+        union.update(part)
+        assert all(in_shard(bucket_name, key, (k, 3), "prefix") for key in part)
+    assert union == OBJECTS
