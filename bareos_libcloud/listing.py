@@ -439,8 +439,10 @@ class Scope:
 
     ENTRY, RESTORED = "entry", "restored"
 
-    def __init__(self, drv, config, retry, bucket, selection, state):
+    def __init__(self, drv, config, retry, bucket, selection, state, objects=None):
+        """``objects``: an :class:`ObjectRequests` for the restore requests and HEADs."""
         self.drv, self.config, self.retry, self.bucket = drv, config, retry, bucket
+        self.objects = objects
         self.selection = selection
         self.archived = S3_ARCHIVED if is_s3_family(drv) else AZURE_ARCHIVED
         self.since = config.get("since") or 0
@@ -508,7 +510,7 @@ class Scope:
 
         from .fetch import _container
 
-        drv = self.drv
+        drv = self.objects.driver()
         path = drv._get_object_path(_container(drv, self.bucket), key)
 
         def call():
@@ -593,6 +595,25 @@ class Scope:
                     kept=pack(self.kept), gone=gone)
 
 
+class ObjectRequests:
+    """A driver of its own for the lister's requests about single objects (restore requests and
+    HEADs), made when first needed: the listing's connection is busy with the next page, which
+    is read ahead on another thread, and a connection serves one request at a time."""
+
+    def __init__(self, config):
+        self.config = config
+        self.drv = None
+
+    def driver(self):
+        if self.drv is None:
+            from .driver import make_driver
+
+            config = self.config
+            self.drv = make_driver(config["provider"], config["driver_kwargs"], config["timeout"],
+                                   config.get("ca_file"))
+        return self.drv
+
+
 def _xml_text(document, tag):
     match = re.search(r"<%s>([^<]*)</%s>" % (tag, tag), document or "")
     return match.group(1).strip() if match else ""
@@ -613,11 +634,11 @@ class Waiting(RestoreState):
         return self
 
 
-def _bucket_messages(drv, container, config, retry, selection, state):
+def _bucket_messages(drv, container, config, retry, selection, state, objects=None):
     """The lister's messages for one bucket: its objects in batches ("entries", "restored"),
     then its "tally".  When the listing fails after some objects, those come first, with the
     tally of what was listed, before the failure is raised."""
-    scope = Scope(drv, config, retry, container.name, selection, state)
+    scope = Scope(drv, config, retry, container.name, selection, state, objects)
     name, batch, restored = container.name, [], []
     take, ENTRY, RESTORED = scope.take, Scope.ENTRY, Scope.RESTORED
 
@@ -665,6 +686,7 @@ def list_all(drv, config, retry):
         check_support(drv, config)
         selection = Selection(config.get("selection"), config.get("now") or 0)
         state = _restore_state(config)
+        objects = ObjectRequests(config)
     except Unsupported as exc:
         yield ("fatal", str(exc))
         return
@@ -673,7 +695,7 @@ def list_all(drv, config, retry):
         # Force the first listing request now, so refused credentials fail the job at start.
         first = first_failure = iterator = None
         while containers and iterator is None:
-            iterator = _bucket_messages(drv, containers[0], config, retry, selection, state)
+            iterator = _bucket_messages(drv, containers[0], config, retry, selection, state, objects)
             try:
                 first = next(iterator, None)
             except ListingIncomplete as exc:  # the store answered: a failure of this bucket only
@@ -698,7 +720,7 @@ def list_all(drv, config, retry):
                     raise first_failure
                 messages = iterator
             else:
-                messages = _bucket_messages(drv, container, config, retry, selection, state)
+                messages = _bucket_messages(drv, container, config, retry, selection, state, objects)
             yield from messages
         except Exception as exc:  # noqa: BLE001 - the job names the bucket and carries on
             if _is_creds_error(exc):

@@ -271,3 +271,22 @@ def test_bad_archive_options_fail_the_job_with_one_fatal_message(moto, fd, bucke
     fatals = [t for t in result.texts(3) if t.startswith("python3-fd-mod: libcloud:")]
     assert result.status == "f" and len(fatals) == 1 and needle in fatals[0], result.messages
     assert not result.files
+
+
+def test_restore_requests_beside_a_listing_of_many_pages(moto, proxy, fd, bucket_name):
+    """The lister reads the next page while it sends restore requests for this one: they go over
+    a connection of their own (one connection used by two threads at once broke both)."""
+    moto.make_bucket(bucket_name, {"fine": b"f"})
+    cold = {"cold/%02d" % i: b"c%d" % i for i in range(12)}
+    put(moto, bucket_name, cold, "GLACIER")
+    proxy.cut_listing(after_keys=2, times=None)  # pages of two keys: the next is read ahead
+    plugin = plugin_string(moto, via=proxy, buckets_include=bucket_name, nb_prefetcher=2, archived="request",
+                           incremental_margin=0)
+    first = fd.backup(plugin)
+    assert first.status == "T", first.messages
+    assert "; 12 archived: 12 restore requests sent, 0 pending" in summary(first)
+    second = fd.backup(plugin, level="I", since=int(time.time()) + 5)
+    assert second.status == "T", second.messages
+    assert saved(second) == cold
+    # Asked for by a Full, saved by an Incremental: still recorded (the next Full saves them again).
+    assert sorted(e["fname"] for e in state_entries(fd)) == sorted(naming.object_fname(bucket_name, k) for k in cold)
