@@ -8,17 +8,20 @@ stream) by :class:`ChangePolicy`; downloads go to the :class:`~.prefetch.Prefetc
 import collections
 import time
 
-from . import naming
+from . import naming, selection
+from .archive import KeptNames, RestoreState
 from .direct import DirectDownload, Signer
 from .helpers import Helper, HelperStartError
 from .joblog import plural
 from .prefetch import FAILED, VANISHED, Download, JobCancelled, PrefetchPool, changed_since_listed
 from .retry import FaultCounts, RetryPolicy
-from .shards import shard_of
+from .shards import in_shard
 from .streaming import ObjectReader
 from .worker import lister_main
 
 SKIP, DECLARE, PREFETCH, STREAM = "skip", "declare", "prefetch", "stream"
+#: Archived objects named in the job log, per line.
+NAMES_SHOWN = 20
 STARTUP_SECONDS = 120
 
 
@@ -56,11 +59,13 @@ class ChangePolicy:
 class Item:
     """An object Bareos is told about."""
 
-    __slots__ = ("bucket", "key", "fname", "plan", "download", "size", "mtime", "etag", "md5", "forced")
+    __slots__ = ("bucket", "key", "fname", "plan", "download", "size", "mtime", "etag", "md5", "forced",
+                 "restored")
 
-    def __init__(self, bucket, key, fname, plan, size, mtime, etag, md5, forced):
+    def __init__(self, bucket, key, fname, plan, size, mtime, etag, md5, forced, restored=False):
         self.bucket, self.key, self.fname, self.plan = bucket, key, fname, plan
         self.size, self.mtime, self.etag, self.md5, self.forced = size, mtime, etag, md5, forced
+        self.restored = restored  # its restore request (archived=request) made it readable
         self.download = None
 
     def new_download(self, seq, if_match=None):
@@ -71,11 +76,16 @@ class Item:
 
 
 class Stats:
-    """The job's counters (listed = saved + unchanged + vanished + failed + skipped)."""
+    """The job's counters (listed = saved + unchanged + vanished + failed + archived objects not
+    saved: ``archived`` with archived=skip, ``requested + pending + restore_failed`` with
+    archived=request).  ``restored``: objects saved after a restore request (within ``saved``);
+    ``left_out``: objects of the prefix that the selection options left out (not in ``listed``)."""
 
     def __init__(self):
         self.listed = self.saved = self.unchanged = self.vanished = self.failed = 0
         self.declared = self.bytes = 0
+        self.archived = self.requested = self.pending = self.restore_failed = self.restored = 0
+        self.left_out = 0
         self.started = time.monotonic()
 
     @property
@@ -85,11 +95,22 @@ class Stats:
 
     def summary(self):
         seconds = max(time.monotonic() - self.started, 0.001)
-        return (
+        text = (
             "%d objects listed, %d saved (%s), %d unchanged, %d vanished, %d failed in %.1f s (%.1f MB/s)"
             % (self.listed, self.saved, _size(self.bytes), self.unchanged, self.vanished, self.failed,
                seconds, self.bytes / seconds / 1e6)
         )
+        if self.archived:
+            text += "; %d archived, not saved" % self.archived
+        asked = self.requested + self.pending + self.restore_failed + self.restored
+        if asked:
+            text += "; %d archived: %s sent, %d pending, %d restored and saved" % (
+                asked, plural(self.requested, "restore request"), self.pending, self.restored)
+            if self.restore_failed:
+                text += ", %s failed" % plural(self.restore_failed, "restore request")
+        if self.left_out:
+            text += "; %d left out by the selection" % self.left_out
+        return text
 
 
 def _by_bucket(fnames):
@@ -121,6 +142,9 @@ class BackupSession:
         self.python = python
         self.cancelled = cancelled
         self.journal = journal
+        self.now = int(time.time())  # the job's start, for the ages of newer_than/older_than
+        self.selection_spec = selection.spec_of(opts)
+        self.key_selection = None  # selection.Selection for journal entries, made when needed
         self.forced = set(journal.pending) if journal is not None else set()
         self.forced_unlisted = _by_bucket(self.forced)  # bucket -> names not listed yet
         self.config = {
@@ -136,7 +160,30 @@ class BackupSession:
             "debug": opts.debug,
             "secrets": opts.secrets,
             "shard": opts.shard,
+            "shard_by": opts.shard_by,
+            "selection": self.selection_spec,
+            "now": self.now,
+            "since": policy.since,
+            "accurate": policy.accurate,
+            "estimate": policy.estimate,
+            "archived": opts.archived,
+            "restore_tier": opts.restore_tier,
+            "restore_days": opts.restore_days,
+            "restore_state": None,
         }
+        # archived=request: the restore requests of earlier jobs, settled by this one (archive.py)
+        self.restores = None
+        if opts.archived == "request" and journal is not None and not policy.estimate:
+            self.restores = RestoreState.beside(journal)
+            self.restores.load()
+            self.config["restore_state"] = self.restores.where()
+        elif opts.archived == "request" and not policy.estimate:
+            log.warning("archived=request records its restore requests in the daemon's working directory, "
+                        "which this daemon does not have: archived objects are skipped, not restored")
+        self.kept = KeptNames()  # archived objects not declared to Bareos (accurate mode)
+        self.archived_names = []  # (bucket, key, storage class, state), NAMES_SHOWN at most
+        self.archived_classes = {}
+        self.restore_errors = []
         self.stats = Stats()
         self.lister = None
         self.listing_done = False
@@ -144,7 +191,7 @@ class BackupSession:
         self.progress_next = 0  # stats.done at which the next progress message is due
         self.buckets = []
         self.complete_buckets = set()
-        self.failed_names = set()  # fnames not saved this job: check_file keeps their old copy
+        self.failed_names = set()  # fnames not saved this job: check_file keeps their old copy (keeps)
         self.upcoming = collections.deque()
         self.seq = 0
         self.pool = None
@@ -192,6 +239,10 @@ class BackupSession:
             if message[0] == "ready":
                 self.buckets = message[1]
                 self.log.debug("buckets to back up: %s" % ", ".join(self.buckets))
+                if self.selection_spec:
+                    self.log.info("selection within %s: %s" % (
+                        "prefix %r" % self.opts.prefix if self.opts.prefix else "the buckets",
+                        selection.describe(self.selection_spec)))
                 return
 
     def close(self):
@@ -234,6 +285,10 @@ class BackupSession:
         kind = message[0]
         if kind == "entries":
             self._plan(message[1], message[2])
+        elif kind == "restored":
+            self._plan(message[1], message[2], restored=True)
+        elif kind == "tally":
+            self._tally(message[1], message[2])
         elif self._report(message):
             pass
         elif kind == "bucket_done":
@@ -246,6 +301,7 @@ class BackupSession:
             self.log.fatal(message[1])
         elif kind == "done":
             self.listing_done = True
+            self._name_archived()
         return not self.listing_done
 
     def _report(self, message):
@@ -272,16 +328,18 @@ class BackupSession:
         """Whether the store failed often enough for a warning (a retry per 100 objects, 10 at least)."""
         return self.faults.retried >= max(10, self.stats.listed // 100)
 
-    def _plan(self, bucket, entries):
+    def _plan(self, bucket, entries, restored=False):
+        """``restored``: objects whose restore request made them readable: saved whatever their
+        times say (Bareos's change check is off for them, as for journaled objects)."""
         policy, forced_names, stats = self.policy, self.forced, self.stats
         for key, size, mtime, etag, md5 in entries:
             stats.listed += 1
             fname = None
-            if forced_names:
+            if forced_names or restored:
                 fname = self._name(bucket, key)
                 if fname is None:
                     continue
-            forced = fname in forced_names
+            forced = restored or fname in forced_names
             if forced:
                 self.forced_unlisted.get(bucket, {}).pop(fname, None)
             plan = policy.plan(size, mtime, forced)
@@ -291,23 +349,91 @@ class BackupSession:
             fname = fname or self._name(bucket, key)
             if fname is None:
                 continue
-            item = Item(bucket, key, fname, plan, size, mtime, etag, md5, forced)
+            item = Item(bucket, key, fname, plan, size, mtime, etag, md5, forced, restored)
             if plan == PREFETCH:
                 self.seq += 1
                 self.pool.add(item.new_download(self.seq))
             self.upcoming.append(item)
 
+    def _tally(self, bucket, tally):
+        """What the lister did not send of a bucket (worker.py, "tally")."""
+        stats = self.stats
+        stats.unchanged += tally["unchanged"]
+        stats.vanished += tally["vanished"]
+        stats.left_out += tally["left_out"]
+        for name in ("archived", "requested", "pending", "restore_failed"):
+            setattr(stats, name, getattr(stats, name) + tally[name])
+        stats.listed += (tally["unchanged"] + tally["vanished"] + tally["archived"] + tally["requested"]
+                         + tally["pending"] + tally["restore_failed"])
+        for storage_class, count in tally["classes"].items():
+            self.archived_classes[storage_class] = self.archived_classes.get(storage_class, 0) + count
+        room = max(NAMES_SHOWN - len(self.archived_names), 0)
+        self.archived_names.extend((bucket,) + tuple(name) for name in tally["names"][:room])
+        room = max(NAMES_SHOWN - len(self.restore_errors), 0)
+        self.restore_errors.extend((bucket,) + tuple(error) for error in tally["errors"][:room])
+        self.kept.add(tally["kept"])
+        if self.restores is not None:
+            for fname in tally["gone"]:
+                self.restores.vanished(fname)
+
+    def _name_archived(self):
+        """Once per line: the archived objects this job did not save, in one job message."""
+        stats = self.stats
+        not_saved = stats.archived + stats.requested + stats.pending + stats.restore_failed
+        if not_saved:
+            classes = ", ".join("%s %d" % item for item in sorted(self.archived_classes.items()))
+            names = ", ".join("%s/%s (%s)" % (bucket, key, state) if state != "archived" else "%s/%s" % (bucket, key)
+                              for bucket, key, _, state in self.archived_names)
+            more = not_saved - len(self.archived_names)
+            if stats.archived and not (stats.requested or stats.pending or stats.restore_failed):
+                what = "archived, not saved (archived=request has them restored, then saved by a later job)"
+            else:
+                what = "archived, not saved yet: a later job saves each once its restored copy is readable"
+            self.log.warning("%s (storage class %s) %s: %s%s" % (
+                plural(not_saved, "object"), classes, what, names,
+                " and %d more" % more if more > 0 else ""))
+        if self.restore_errors:
+            self.log.error("%s could not be asked to be restored: %s%s" % (
+                plural(stats.restore_failed, "archived object"),
+                ", ".join("%s/%s: %s" % error for error in self.restore_errors),
+                " and %d more" % (stats.restore_failed - len(self.restore_errors))
+                if stats.restore_failed > len(self.restore_errors) else ""))
+        if self.listing_done and not stats.listed and stats.left_out:
+            self.log.info("the selection (%s) left out all %s of the prefix" % (
+                selection.describe(self.selection_spec), plural(stats.left_out, "object")))
+
     def _bucket_done(self, bucket):
         """The bucket was listed whole: journaled objects of this selection that were not
-        listed no longer exist, and leave the journal."""
+        listed no longer exist (or left the selection), and leave the journal."""
         self.complete_buckets.add(bucket)
         unlisted = self.forced_unlisted.pop(bucket, {})
-        if self.journal is None:
+        if self.journal is None or not unlisted:
             return
-        prefix, shard = self.opts.prefix or "", self.opts.shard
         for fname, key in unlisted.items():
-            if key.startswith(prefix) and (not shard or shard_of(bucket, key, shard[1]) == shard[0]):
+            if self._covers(bucket, key):
                 self.journal.vanished(fname)
+
+    def _covers(self, bucket, key):
+        """Whether ``key`` is in this line's key space: its prefix, shard and key patterns (other
+        lines of the job may cover other keys of the bucket)."""
+        opts = self.opts
+        prefix = opts.prefix or ""
+        if not key.startswith(prefix) or not in_shard(bucket, key, opts.shard, opts.shard_by, prefix):
+            return False
+        if self.key_selection is None:
+            self.key_selection = selection.Selection(self.selection_spec, self.now)
+        return self.key_selection.key_selected(key)
+
+    def keeps(self, fname):
+        """Whether check_file must keep ``fname``'s previous copy (bRC_Seen): the object exists
+        but this job did not save it (its read failed, or it is archived)."""
+        return fname in self.failed_names or fname in self.kept
+
+    def end_job(self, job_ok):
+        """At the job's end: settle the restore requests (only a job that went well does)."""
+        if self.restores is not None:
+            self.restores.close(job_ok=job_ok)
+            self.restores = None
 
     def _name(self, bucket, key):
         try:
@@ -438,6 +564,10 @@ class BackupSession:
         self.stats.bytes += size
         if self.journal is not None:
             self.journal.saved(item.fname)
+        if item.restored:
+            self.stats.restored += 1
+            if self.restores is not None:
+                self.restores.saved(item.fname)
 
     def open_on_demand(self, item):
         """Bareos reads an object the plan did not fetch (accurate found it changed): False when

@@ -7,16 +7,27 @@ For the S3 family the pages are requested through libcloud's signed connection w
 ``encoding-type=url``: without it a key holding a control character makes the listing XML
 unparsable (radosgw sends it raw), and libcloud's own iterator cannot resume after a failed
 page.  Here a failed page is retried from its marker; the listing never restarts.
+
+What a line selects beyond its prefix (selection.py: patterns, sizes, dates, storage classes)
+and what becomes of archived objects (archive.py) is decided here, per listed object, by
+:class:`Scope`: the job receives only the objects it is to save or declare.
 """
 
+import base64
+import hashlib
 import re
 from urllib.parse import unquote_plus
 
+from . import naming
+from .archive import RestoreState, name_hash, pack
 from .driver import is_s3_family
-from .shards import shard_of
+from .selection import AZURE_ARCHIVED, S3_ARCHIVED, Selection
+from .shards import DELIMITER, in_shard, prefix_shard, shard_of
 from .timeutil import to_epoch
 
 BATCH = 1000
+#: Archived objects named per bucket in the lister's tally (the job names NAMES_SHOWN in all).
+NAMES_SHOWN = 20
 _HEX_MD5 = re.compile(r"^[0-9a-f]{32}$")
 
 
@@ -104,13 +115,39 @@ def select_buckets(drv, config, retry):
     return [c for c in containers if c.name not in exclude], warnings
 
 
-def _entry(obj):
+def _record(obj):
+    """``(key, size, mtime, etag, md5, storage class)`` of an object of libcloud's generic listing;
+    the class is Azure's access tier (upper-cased) where the listing states it, else None."""
     extra = obj.extra or {}
     try:
         mtime = to_epoch(extra.get("last_modified"))
     except ValueError:
         mtime = None
-    return (obj.name, int(obj.size or 0), mtime, obj.hash or None, _content_md5(extra))
+    tier = extra.get("access_tier")
+    return (obj.name, int(obj.size or 0), mtime, obj.hash or None, _content_md5(extra),
+            tier.upper() if isinstance(tier, str) and tier else None)
+
+
+def _with_access_tier(drv):
+    """Have an Azure driver's listing keep each blob's access tier (``extra["access_tier"]``):
+    libcloud reads the listing's ``<AccessTier>`` but keeps it nowhere.  True where it does."""
+    try:
+        from libcloud.storage.drivers.azure_blobs import AzureBlobsStorageDriver
+    except ImportError:  # pragma: no cover - part of every libcloud
+        return False
+    if not isinstance(drv, AzureBlobsStorageDriver):
+        return False
+    to_object = drv._xml_to_object
+
+    def with_tier(container, blob):
+        obj = to_object(container, blob)
+        props = blob.find("Properties")
+        if props is not None:
+            obj.extra["access_tier"] = props.findtext("AccessTier")
+        return obj
+
+    drv._xml_to_object = with_tier
+    return True
 
 
 def _content_md5(extra):
@@ -184,14 +221,16 @@ def _namespace(body):
 
 
 def _page_entries(body, decode):
-    """The ``(key, size, mtime, etag, None)`` entries of one parsed ListObjects page (for the S3
-    family the MD5 is the ETag's, where it is one: fetch.describe).
+    """The ``(key, size, mtime, etag, None, storage class)`` records of one parsed ListObjects
+    page (for the S3 family the MD5 is the ETag's, where it is one: fetch.describe; the class is
+    None where the page states none, which S3 means as STANDARD).
 
     Read here rather than through libcloud's ``_to_objs``: that builds an Object with owner
     metadata per key through six XPath searches, which was two thirds of the lister's CPU.
     """
     ns = _namespace(body)
     key_tag, size_tag, date_tag, etag_tag = ns + "Key", ns + "Size", ns + "LastModified", ns + "ETag"
+    class_tag = ns + "StorageClass"
     entries = []
     for element in body.iterfind(ns + "Contents"):
         try:
@@ -200,8 +239,16 @@ def _page_entries(body, decode):
             mtime = None
         etag = (element.findtext(etag_tag) or "").replace('"', "") or None
         size = int(element.findtext(size_tag) or 0)
-        entries.append((decode(element.findtext(key_tag), errors="strict"), size, mtime, etag, None))
+        entries.append((decode(element.findtext(key_tag), errors="strict"), size, mtime, etag, None,
+                        element.findtext(class_tag) or None))
     return entries
+
+
+def _page_prefixes(body, decode):
+    """The ``<CommonPrefixes>`` of a page listed with a delimiter."""
+    ns = _namespace(body)
+    return [decode(element.findtext(ns + "Prefix"), errors="strict")
+            for element in body.iterfind(ns + "CommonPrefixes")]
 
 
 class ListingIncomplete(Exception):
@@ -214,11 +261,14 @@ def _next_marker(body, decode):
     return decode(marker, errors="strict") if marker else None
 
 
-def _s3_pages(drv, container, prefix, retry):
-    """Yield the entries of each ListObjects page, with exact key names.
+def _s3_pages(drv, container, prefix, retry, delimiter=None):
+    """Yield the records of each ListObjects page, with exact key names; with a ``delimiter``,
+    ``(records, common prefixes)`` of each page.
 
     The next page is requested (on a helper thread of this process) as soon as the last key
     of the current one is known, so the server works while this page is turned into entries.
+    With a delimiter it is requested when the caller asks for it: the caller lists prefixes of
+    the page meanwhile, through the same connection (shard_by=prefix).
 
     A truncated page goes on from its ``<NextMarker>``, else from its last key: a page may hold
     no ``<Contents>`` and still a NextMarker (S3 does that where a delimiter folds keys into
@@ -235,6 +285,8 @@ def _s3_pages(drv, container, prefix, retry):
     params = {"encoding-type": "url"}
     if prefix:
         params["prefix"] = prefix
+    if delimiter:
+        params["delimiter"] = delimiter
 
     def request(marker):
         page_params = dict(params)
@@ -247,18 +299,21 @@ def _s3_pages(drv, container, prefix, retry):
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="bareos-libcloud-page") as ahead:
         marker = None  # the marker of the page in hand (None: the first page)
         stuck = None  # the attempts at a page that gave no way on
+        later = None  # with a delimiter: the marker of the next page, requested after the yield
         pending = request(marker)
         while pending is not None:
             page = pending.result()
             pending = None
-            following = _peek_next_marker(page)
+            following = None if delimiter else _peek_next_marker(page)
             if following is not None and following != marker:
                 pending = request(following)  # before this page is parsed: the server works meanwhile
             body = _parse(page)
             decode = _url_decode if text(body, "EncodingType") == "url" else (lambda name, errors=None: name)
             entries = _page_entries(body, decode)
+            prefixes = _page_prefixes(body, decode) if delimiter else []
             if pending is None and text(body, "IsTruncated") == "true":
-                following = _next_marker(body, decode) or (entries[-1][0] if entries else None)
+                last = max(([entries[-1][0]] if entries else []) + prefixes[-1:], default=None)
+                following = _next_marker(body, decode) or last
                 if following is None or following == marker:
                     where = "after %r" % marker if marker is not None else "at its start"
                     problem = "a page %s was truncated but named no next key (no entries, no NextMarker)" % where
@@ -268,11 +323,20 @@ def _s3_pages(drv, container, prefix, retry):
                     following = marker
                 else:
                     stuck = None
-                pending = request(following)
+                if not delimiter:
+                    pending = request(following)
+                else:
+                    later = following
             if pending is not None:
                 marker = following
-            if entries:
-                yield entries
+            if not delimiter:
+                if entries:
+                    yield entries
+                continue
+            if entries or prefixes:
+                yield entries, prefixes
+            if later is not None:
+                marker, pending, later = later, request(later), None
 
 
 def _is_transient(exc):
@@ -284,14 +348,39 @@ def _is_transient(exc):
     return isinstance(translate(exc), Transient)
 
 
-def _entries(drv, container, prefix, retry):
-    if is_s3_family(drv):
-        for page in _s3_pages(drv, container, prefix, retry):
-            yield from page
-    else:
+def _records(drv, container, config, retry):
+    """The records ``(key, size, mtime, etag, md5, storage class)`` of the line's prefix and
+    shard in ``container``, in listing order (by prefix for ``shard_by=prefix``)."""
+    prefix, shard = config.get("prefix"), config.get("shard")
+    if not is_s3_family(drv):
         _retry_each_request(drv, retry, "the listing of %s" % container.name)
-        for obj in drv.iterate_container_objects(container, prefix=prefix or None):
-            yield _entry(obj)
+        records = (_record(obj) for obj in drv.iterate_container_objects(container, prefix=prefix or None))
+    elif shard and config.get("shard_by") == "prefix":
+        yield from _prefix_shard_records(drv, container, prefix or "", retry, shard)
+        return
+    else:
+        records = (record for page in _s3_pages(drv, container, prefix, retry) for record in page)
+    if not shard:
+        yield from records
+        return
+    name, (k, n) = container.name, shard
+    for record in records:
+        if shard_of(name, record[0], n) == k:
+            yield record
+
+
+def _prefix_shard_records(drv, container, prefix, retry, shard):
+    """``shard_by=prefix``: the top level is listed with a delimiter; its own keys belong to shard
+    1, each common prefix to the shard of its hash (shards.py), and only this shard's prefixes are
+    listed in full.  So the shards together list the bucket about once, not once each."""
+    k, n = shard
+    for records, prefixes in _s3_pages(drv, container, prefix, retry, delimiter=DELIMITER):
+        if k == 1:
+            yield from records
+        for common in prefixes:
+            if prefix_shard(container.name, common, n) == k:
+                for page in _s3_pages(drv, container, common, retry):
+                    yield from page
 
 
 def _retry_each_request(drv, retry, what):
@@ -315,42 +404,306 @@ def _retry_each_request(drv, retry, what):
     drv.connection.retryCls = RetryByPolicy
 
 
-def _batches(drv, container, prefix, retry, shard=None):
-    """Batches of entries; when the listing fails, the entries listed before it come first."""
-    batch = []
-    try:
-        for entry in _entries(drv, container, prefix, retry):
-            if shard and shard_of(container.name, entry[0], shard[1]) != shard[0]:
+class Unsupported(Exception):
+    """An option this provider's listing cannot honour (the job fails at its start)."""
+
+
+def check_support(drv, config):
+    """Refuse, before anything is listed, the options this driver's listing cannot honour (and
+    have an Azure listing keep each blob's access tier: its storage class, Archive unreadable)."""
+    if is_s3_family(drv):
+        return
+    tiers = _with_access_tier(drv)
+    provider = config["provider"]
+    if config.get("shard") and config.get("shard_by") == "prefix":
+        raise Unsupported("shard_by=prefix needs a listing by delimiter, which the plugin makes for the S3 "
+                          "family only, not for %s: use shard_by=hash" % provider)
+    if config.get("archived") == "request":
+        raise Unsupported("archived=request sends S3 restore requests (POST ?restore); %s has none (an Azure "
+                          "blob leaves the Archive tier only by a change of its tier, which the plugin does "
+                          "not make): use archived=skip" % provider)
+    selection = config.get("selection") or {}
+    names = [name for name in ("storage_classes", "exclude_storage_classes") if selection.get(name)]
+    if names and not tiers:
+        raise Unsupported("%s needs the storage class of each object, which the listing of %s does not "
+                          "state (only the S3 family's and Azure's do)" % (names[0], provider))
+
+
+class Scope:
+    """What one line saves of one bucket's listing, in the lister: the selection is applied, and
+    archived objects are counted, named, and (``archived=request``) asked to be restored.
+
+    ``take(record)`` answers ENTRY (an object for the job), RESTORED (a formerly archived object
+    whose restore request this job's state holds: the job saves it whatever its times say), or
+    None (not for the job: left out, archived, or unchanged and archived)."""
+
+    ENTRY, RESTORED = "entry", "restored"
+
+    def __init__(self, drv, config, retry, bucket, selection, state, objects=None):
+        """``objects``: an :class:`ObjectRequests` for the restore requests and HEADs."""
+        self.drv, self.config, self.retry, self.bucket = drv, config, retry, bucket
+        self.objects = objects
+        self.selection = selection
+        self.archived = S3_ARCHIVED if is_s3_family(drv) else AZURE_ARCHIVED
+        self.since = config.get("since") or 0
+        self.accurate = config.get("accurate", False)
+        self.request = config.get("archived") == "request" and state is not None and not config.get("estimate")
+        self.state = state
+        self.tier = config.get("restore_tier") or "Standard"
+        self.days = config.get("restore_days") or 7
+        self.waiting = state.waiting.pop(bucket, {}) if state is not None else {}  # key -> entry
+        self.counts = dict.fromkeys(("left_out", "unchanged", "archived", "requested", "pending",
+                                     "restore_failed", "vanished"), 0)
+        self.classes = {}
+        self.names, self.errors, self.kept, self.new_requests = [], [], [], []
+        self.seen = 0
+
+    def take(self, record):
+        self.seen += 1
+        key, size, mtime, _, _, storage_class = record
+        if self.selection.active and not self.selection.selected(key, size, mtime, storage_class):
+            self.counts["left_out"] += 1
+            return None
+        waiting = self.waiting.pop(key, None) if self.waiting else None
+        if storage_class not in self.archived:
+            return self.RESTORED if waiting is not None else self.ENTRY
+        return self._archived(key, mtime, storage_class, waiting)
+
+    def _archived(self, key, mtime, storage_class, waiting):
+        changed = not self.since or mtime is None or mtime >= self.since
+        if self.request and (waiting is not None or changed):
+            outcome = self._restore_state(key) if waiting is not None else "none"
+            if outcome == "none":
+                outcome = self._ask_restore(key, waiting is not None)
+            if outcome == "readable":
+                return self.RESTORED if waiting is not None else self.ENTRY
+            if outcome == "vanished":
+                self.counts["vanished"] += 1
+                return None
+            self.counts[outcome] += 1
+            state = {"requested": "restore requested", "pending": "restore pending"}.get(outcome, outcome)
+        elif changed:
+            self.counts["archived"] += 1
+            state = "archived"
+        else:
+            self.counts["unchanged"] += 1
+            self._keep(key)
+            return None
+        self.classes[storage_class] = self.classes.get(storage_class, 0) + 1
+        if len(self.names) < NAMES_SHOWN:
+            self.names.append((key, storage_class, state))
+        self._keep(key)
+        return None
+
+    def _keep(self, key):
+        if self.accurate:
+            try:
+                self.kept.append(name_hash(naming.object_fname(self.bucket, key)))
+            except naming.BadName:
+                pass  # never declared nor cataloged under any name
+
+    # -- S3 restore requests ---------------------------------------------------------------
+    def _request(self, key, method, what, **kwargs):
+        """``(status, headers, body)`` of a request about one object, retried while it fails
+        transiently; a 403 is an answer here, not an exception."""
+        from libcloud.common.types import InvalidCredsError
+
+        from .fetch import _container
+
+        drv = self.objects.driver()
+        path = drv._get_object_path(_container(drv, self.bucket), key)
+
+        def call():
+            try:
+                response = drv.connection.request(path, method=method, raw=True, **kwargs)
+            except InvalidCredsError as exc:
+                return 403, {}, str(getattr(exc, "value", "") or "")
+            body = b"" if method == "HEAD" else b"".join(response.iter_content(1 << 16))
+            return response.status, response.headers, body.decode("utf-8", "replace")
+
+        return _retrying(call, "%s of %r in %s" % (what, key, self.bucket), self.retry)
+
+    def _restore_state(self, key):
+        """``readable``, ``pending``, ``none`` (no copy: never made, or expired) or ``vanished``,
+        from the object's HEAD (``x-amz-restore``)."""
+        try:
+            status, headers, _ = self._request(key, "HEAD", "the restore state")
+        except Exception as exc:  # noqa: BLE001 - counted, named, the job goes on
+            return self._restore_failed(key, _error_text(exc))
+        if status == 404:
+            return "vanished"
+        if status != 200:
+            return self._restore_failed(key, "HEAD answered HTTP %s" % status)
+        restore = (headers.get("x-amz-restore") or "").replace(" ", "").lower()
+        if 'ongoing-request="true"' in restore:
+            return "pending"
+        if 'ongoing-request="false"' in restore:
+            return "readable"
+        return "none"
+
+    def _ask_restore(self, key, recorded):
+        """Send ``POST ?restore``; ``requested``, ``pending``, ``readable``, ``vanished`` or
+        ``restore_failed``.  A request sent, or found in progress, is recorded in the state."""
+        body = ('<RestoreRequest xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Days>%d</Days>'
+                "<GlacierJobParameters><Tier>%s</Tier></GlacierJobParameters></RestoreRequest>"
+                % (self.days, self.tier)).encode()
+        headers = {"Content-MD5": base64.b64encode(hashlib.md5(body).digest()).decode(),
+                   "Content-Type": "application/xml"}
+        try:
+            status, _, answer = self._request(key, "POST", "the restore request", params={"restore": ""},
+                                              data=body, headers=headers)
+        except Exception as exc:  # noqa: BLE001 - counted, named, the job goes on
+            return self._restore_failed(key, _error_text(exc))
+        code = _xml_text(answer, "Code")
+        if status == 200 or (status == 403 and code == "InvalidObjectState"):
+            return "readable"  # a copy is there already, or it left the archive since the listing
+        if status == 404:
+            return "vanished"
+        if status in (202, 409):
+            if status == 202 or not recorded:
+                self.new_requests.append(naming.object_fname(self.bucket, key))
+            return "requested" if status == 202 else "pending"
+        if status == 403:
+            return self._restore_failed(key, "access denied (the credentials may not send restore requests: "
+                                             "s3:RestoreObject)")
+        return self._restore_failed(key, "HTTP %s%s" % (status, ": " + code if code else ""))
+
+    def _restore_failed(self, key, reason):
+        if len(self.errors) < NAMES_SHOWN:
+            self.errors.append((key, reason))
+        return "restore_failed"
+
+    def flush(self):
+        """Record the restore requests sent since the last flush (one fsync for all)."""
+        if self.new_requests:
+            self.state.requested(self.new_requests, self.tier, self.days)
+            self.new_requests = []
+
+    def tally(self, complete):
+        """The bucket's tally for the job (see worker.py); ``complete``: the listing finished,
+        so recorded requests of this line's keys that were not listed are gone."""
+        self.flush()
+        gone = []
+        if complete and self.waiting:
+            config = self.config
+            prefix, shard, by = config.get("prefix") or "", config.get("shard"), config.get("shard_by")
+            for key, entry in self.waiting.items():
+                if key.startswith(prefix) and in_shard(self.bucket, key, shard, by, prefix) \
+                        and self.selection.key_selected(key):
+                    gone.append(entry["fname"])
+        return dict(self.counts, classes=self.classes, names=self.names, errors=self.errors,
+                    kept=pack(self.kept), gone=gone)
+
+
+class ObjectRequests:
+    """A driver of its own for the lister's requests about single objects (restore requests and
+    HEADs), made when first needed: the listing's connection is busy with the next page, which
+    is read ahead on another thread, and a connection serves one request at a time."""
+
+    def __init__(self, config):
+        self.config = config
+        self.drv = None
+
+    def driver(self):
+        if self.drv is None:
+            from .driver import make_driver
+
+            config = self.config
+            self.drv = make_driver(config["provider"], config["driver_kwargs"], config["timeout"],
+                                   config.get("ca_file"))
+        return self.drv
+
+
+def _xml_text(document, tag):
+    match = re.search(r"<%s>([^<]*)</%s>" % (tag, tag), document or "")
+    return match.group(1).strip() if match else ""
+
+
+class Waiting(RestoreState):
+    """The restore state as the lister reads it: the recorded requests by bucket and key."""
+
+    def load_waiting(self):
+        self.load()
+        self.waiting = {}
+        for fname, entry in self.pending.items():
+            try:
+                bucket, key = naming.parse_fname(fname)
+            except naming.BadName:
                 continue
-            batch.append(entry)
-            if len(batch) >= BATCH:
-                yield batch
-                batch = []
-    except Exception:
+            self.waiting.setdefault(bucket, {})[key] = entry
+        return self
+
+
+def _bucket_messages(drv, container, config, retry, selection, state, objects=None):
+    """The lister's messages for one bucket: its objects in batches ("entries", "restored"),
+    then its "tally".  When the listing fails after some objects, those come first, with the
+    tally of what was listed, before the failure is raised."""
+    scope = Scope(drv, config, retry, container.name, selection, state, objects)
+    name, batch, restored = container.name, [], []
+    take, ENTRY, RESTORED = scope.take, Scope.ENTRY, Scope.RESTORED
+
+    def flushed():
+        scope.flush()
+        out = []
         if batch:
-            yield batch
+            out.append(("entries", name, list(batch)))
+            batch.clear()
+        if restored:
+            out.append(("restored", name, list(restored)))
+            restored.clear()
+        return out
+
+    try:
+        for record in _records(drv, container, config, retry):
+            kind = take(record)
+            if kind is ENTRY:
+                batch.append(record[:5])
+            elif kind is RESTORED:
+                restored.append(record[:5])
+            else:
+                continue
+            if len(batch) + len(restored) >= BATCH:
+                yield from flushed()
+    except Exception:
+        if scope.seen:
+            yield from flushed()
+            yield ("tally", name, scope.tally(complete=False))
         raise
-    if batch:
-        yield batch
+    yield from flushed()
+    yield ("tally", name, scope.tally(complete=True))
+
+
+def _restore_state(config):
+    where = config.get("restore_state")
+    if not where or config.get("archived") != "request" or config.get("estimate"):
+        return None
+    return Waiting.at(*where).load_waiting()
 
 
 def list_all(drv, config, retry):
     """Yield the lister's messages for one job."""
-    prefix = config.get("prefix")
-    shard = config.get("shard")
+    try:
+        check_support(drv, config)
+        selection = Selection(config.get("selection"), config.get("now") or 0)
+        state = _restore_state(config)
+        objects = ObjectRequests(config)
+    except Unsupported as exc:
+        yield ("fatal", str(exc))
+        return
     try:
         containers, warnings = select_buckets(drv, config, retry)
         # Force the first listing request now, so refused credentials fail the job at start.
-        first = first_failure = None
-        while containers and first is None:
-            iterator = _batches(drv, containers[0], prefix, retry, shard)
+        first = first_failure = iterator = None
+        while containers and iterator is None:
+            iterator = _bucket_messages(drv, containers[0], config, retry, selection, state, objects)
             try:
-                first = next(iterator, [])
+                first = next(iterator, None)
             except ListingIncomplete as exc:  # the store answered: a failure of this bucket only
-                first, first_failure = [], exc
+                first, first_failure = None, exc
             except Exception as exc:  # noqa: BLE001 - classified below
                 if not _is_missing_bucket(exc):
                     raise
+                iterator = None
                 warnings.append(("error", "bucket %r does not exist; nothing of it is saved"
                                  % containers.pop(0).name))
     except Exception as exc:  # noqa: BLE001 - reported as the job's fatal error
@@ -361,15 +714,14 @@ def list_all(drv, config, retry):
     for index, container in enumerate(containers):
         try:
             if index == 0:
-                if first:
-                    yield ("entries", container.name, first)
+                if first is not None:
+                    yield first
                 if first_failure is not None:
                     raise first_failure
-                batches = iterator
+                messages = iterator
             else:
-                batches = _batches(drv, container, prefix, retry, shard)
-            for batch in batches:
-                yield ("entries", container.name, batch)
+                messages = _bucket_messages(drv, container, config, retry, selection, state, objects)
+            yield from messages
         except Exception as exc:  # noqa: BLE001 - the job names the bucket and carries on
             if _is_creds_error(exc):
                 yield ("bucket_failed", container.name, "access denied while listing")

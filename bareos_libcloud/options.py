@@ -14,7 +14,10 @@ import hashlib
 import os
 import re
 import stat
+import time
 from dataclasses import dataclass, field
+
+from . import selection
 
 DEFAULT_NB_PREFETCHER = 24
 DEFAULT_QUEUE_SIZE = 1000
@@ -25,6 +28,8 @@ DEFAULT_PROGRESS_INTERVAL = 10000
 DEFAULT_RETRIES = 5
 DEFAULT_RETRY_MAX_WAIT = 30
 DEFAULT_INCREMENTAL_MARGIN = 3600
+DEFAULT_RESTORE_TIER = "Standard"
+DEFAULT_RESTORE_DAYS = 7
 MAX_INCREMENTAL_MARGIN = 30 * 86400
 
 #: Options whose values are secrets: never shown in any message.
@@ -261,6 +266,52 @@ def parse_request_payer(name, value):
     return True if value.strip().lower() == "requester" else parse_bool(name, value)
 
 
+# -- selection, archived objects, shards (selection.py) ------------------------------------------
+
+def _selection_option(parse):
+    """A parser of selection.py as an option parser: its error names the option and the value."""
+
+    def parse_option(name, value):
+        try:
+            return parse(value)
+        except selection.SelectionError as exc:
+            raise OptionError("option %s=%r %s" % (name, value, exc)) from None
+
+    return parse_option
+
+
+def _choice(choices):
+    return _selection_option(lambda value: selection.parse_choice(value, choices))
+
+
+#: The selection options, their archive and shard companions; checked together by _check_selection.
+SELECTION_OPTIONS = {
+    "include": _selection_option(selection.parse_patterns),
+    "exclude": _selection_option(selection.parse_patterns),
+    "min_size": _ranged(parse_size, 0, 1 << 50),
+    "max_size": _ranged(parse_size, 0, 1 << 50),
+    "newer_than": _selection_option(selection.parse_when),
+    "older_than": _selection_option(selection.parse_when),
+    "storage_classes": _selection_option(selection.parse_classes),
+    "exclude_storage_classes": _selection_option(selection.parse_classes),
+    "archived": _choice(selection.ARCHIVED_MODES),
+    "restore_tier": _choice(selection.RESTORE_TIERS),
+    "restore_days": _ranged(parse_int, 1, 3650),
+    "shard_by": _choice(selection.SHARD_MODES),
+}
+
+
+def _check_selection(opts, raw):
+    """The checks that involve several selection options, and warnings for unknown class names."""
+    for name in ("storage_classes", "exclude_storage_classes"):
+        if name in raw:
+            selection.parse_classes(raw[name], opts.warnings)
+    try:
+        selection.check(opts, time.time())
+    except selection.SelectionError as exc:
+        raise OptionError(str(exc)) from None
+
+
 #: The plugin's own options and how each is read; every other option goes to the driver.
 PLUGIN_OPTIONS = {
     "buckets_include": parse_name_list,
@@ -284,6 +335,7 @@ PLUGIN_OPTIONS = {
     # _settle_request_options.
     "sse_customer_key_file": read_customer_key_file,
     "request_payer": parse_request_payer,
+    **SELECTION_OPTIONS,
 }
 
 #: Plugin options that only backups read: a restore client need not have the files they name.
@@ -337,6 +389,19 @@ class Options:
     incremental_margin: int = DEFAULT_INCREMENTAL_MARGIN  # seconds
     sse_customer_key_file: CustomerKey = None  # the key read from the file (never shown)
     request_payer: bool = False
+    # selection within prefix, archived objects, shard mode (selection.py)
+    include: list = None  # key patterns
+    exclude: list = None
+    min_size: int = None
+    max_size: int = None
+    newer_than: tuple = None  # ("at", epoch) or ("age", seconds)
+    older_than: tuple = None
+    storage_classes: list = None
+    exclude_storage_classes: list = None
+    archived: str = "skip"  # or "request"
+    restore_tier: str = None  # Standard when archived=request
+    restore_days: int = None  # DEFAULT_RESTORE_DAYS when archived=request
+    shard_by: str = None  # "hash" (the default) or "prefix"
     secrets: tuple = ()
     warnings: list = field(default_factory=list)
 
@@ -459,9 +524,12 @@ class OptionSet:
         opts = Options(provider=provider)
         opts.warnings = warnings
         opts.secrets = tuple(v for k, v in raw.items() if is_secret_option(k) and len(v) >= 3)
+        selection_raw = {name: raw[name] for name in SELECTION_OPTIONS if name in raw}
         for name, parse in PLUGIN_OPTIONS.items():
             if name in raw:
                 setattr(opts, name, parse(name, raw.pop(name)))
+        if need_remote:  # a restore needs none of them (and an age moves on since the backup)
+            _check_selection(opts, selection_raw)
         for key, value in raw.items():
             opts.driver_kwargs[key] = DRIVER_OPTIONS[key](key, value) if key in DRIVER_OPTIONS else value
         opts.driver_kwargs.unshown = frozenset(self.after_secret & set(opts.driver_kwargs))

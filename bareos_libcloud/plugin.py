@@ -203,6 +203,8 @@ class BareosFdPluginLibcloud:
         except JobCancelled:
             self.failed = True
             self._close_sessions()
+        if self.failed and estimate:
+            stop_servers()  # a failed estimate gets no JobEnd event (only a backup gets EndBackupJob)
 
     def _name_line(self, line, text):
         return "%s: %s" % (line.describe(), text) if len(self.lines) > 1 else text
@@ -255,7 +257,11 @@ class BareosFdPluginLibcloud:
             self._end_line(line)
         if self.journal is not None:
             status = chr(self.fd.GetValue(self.fd.bVarJobStatus) or ord("T"))
-            self.journal.close(job_ok=not self.failed and status not in "AEef")
+            job_ok = not self.failed and status not in "AEef"
+            self.journal.close(job_ok=job_ok)
+            for line in self.lines:
+                if line.session is not None:
+                    line.session.end_job(job_ok)  # archived=request: settles its restore requests
             self.journal = None
         stop_servers()
 
@@ -338,7 +344,7 @@ class BareosFdPluginLibcloud:
         sessions = [line.session for line in self.lines if line.session is not None]
         if not sessions or not fname.startswith(naming.PREFIX):
             return fd.bRC_OK
-        if any(fname in session.failed_names for session in sessions):
+        if any(session.keeps(fname) for session in sessions):  # failed, or archived
             return fd.bRC_Seen
         try:
             bucket, _ = naming.parse_fname(fname)

@@ -26,10 +26,35 @@ Lister -> job (the lister takes no requests; it streams)::
     ("error", text)                e.g. a bucket named in buckets_include that does not exist
     ("entries", bucket, [(key, size, mtime, etag, md5), ...])   md5: of the content, where a
                                                                  generic listing states it
+                                   only objects of the line's selection (prefix, shard and the
+                                   selection options, applied here: selection.py) that a GET
+                                   can read; archived ones (S3 GLACIER, DEEP_ARCHIVE; Azure
+                                   Archive) are counted in the tally instead
+    ("restored", bucket, [entry, ...])   as "entries", for objects with a restore request in
+                                   the state file (archive.py) that a GET can read now: the job
+                                   saves them whatever their times say, and settles the request
+    ("tally", bucket, {...})       after a bucket's objects (before "bucket_failed" too, when
+                                   some were listed): what was not sent.  Counts "left_out"
+                                   (by the selection), "unchanged" (archived, not changed since
+                                   the since time), "archived" (archived=skip: not saved),
+                                   "requested", "pending", "restore_failed" (archived=request),
+                                   "vanished"; "classes" {storage class: archived objects};
+                                   "names" [(key, class, state)] and "errors" [(key, reason)]:
+                                   the first NAMES_SHOWN of them; "kept": the sorted 64-bit
+                                   name hashes (archive.pack) of the archived objects not sent,
+                                   in accurate mode (check_file must not record them deleted);
+                                   "gone": backup names of recorded restore requests whose
+                                   objects a complete listing no longer shows
     ("bucket_done", bucket)        the bucket was listed completely
     ("bucket_failed", bucket, text)
-    ("fatal", text)                nothing more will come
+    ("fatal", text)                nothing more will come (also an option the provider's
+                                   listing cannot honour, listing.check_support)
     ("done",)
+
+The lister's config (backup.BackupSession) adds to the connection's: ``prefix``, ``shard``,
+``shard_by``, ``selection`` (selection.spec_of), ``now`` (the job's start, for ages), ``since``
+(the change policy's, 0 in a Full), ``accurate``, ``estimate``, ``archived``, ``restore_tier``,
+``restore_days`` and ``restore_state`` (``(path, level, job id)`` of the state file, or None).
 
 Job -> prefetcher: ``("get", seq, bucket, key, listed, inline_limit, start, etag)`` or
 ``("stop",)``.  ``start`` > 0 continues a stream another prefetcher began (``etag``: the

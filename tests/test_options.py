@@ -246,3 +246,60 @@ def test_a_bad_incremental_margin_names_the_problem(value, needle):
     with pytest.raises(OptionError) as err:
         build(BASE + "incremental_margin=%s:" % value)
     assert needle in str(err.value)
+
+
+# -- selection, archived objects, shard mode (selection.py) -------------------------------------
+
+def test_selection_options_are_parsed():
+    opts = build(BASE + "include=**.jpg,docs/*:exclude=a\\,b,re\\:^tmp/:min_size=1K:max_size=2M:"
+                 "newer_than=2024-01-31T120000Z:older_than=30d:storage_classes=standard,glacier_ir:"
+                 "exclude_storage_classes=DEEP_ARCHIVE:archived=Request:restore_tier=bulk:restore_days=3:"
+                 "shard=1/4:shard_by=PREFIX:")
+    assert opts.include == ["**.jpg", "docs/*"] and opts.exclude == ["a\\,b", "re:^tmp/"]
+    assert opts.min_size == 1024 and opts.max_size == 2 << 20
+    assert opts.newer_than == ("at", 1706702400) and opts.older_than == ("age", 30 * 86400)
+    assert opts.storage_classes == ["STANDARD", "GLACIER_IR"] and opts.exclude_storage_classes == ["DEEP_ARCHIVE"]
+    assert (opts.archived, opts.restore_tier, opts.restore_days) == ("request", "Bulk", 3)
+    assert opts.shard == (1, 4) and opts.shard_by == "prefix"
+
+
+def test_selection_defaults():
+    opts = build(BASE)
+    assert opts.include is opts.exclude is opts.min_size is opts.max_size is None
+    assert opts.newer_than is opts.older_than is opts.storage_classes is opts.exclude_storage_classes is None
+    assert opts.archived == "skip" and opts.restore_tier is opts.restore_days is opts.shard_by is None
+
+
+@pytest.mark.parametrize("text, needle", [
+    ("include=[x:", "option include='[x' pattern '[x' has a '[' without its ']'"),
+    ("exclude=,a:", "option exclude=',a' has an empty pattern"),
+    ("max_size=-1:", "max_size='-1' is not a size"),
+    ("min_size=5:max_size=4:", "min_size=5 is larger than max_size=4"),
+    ("newer_than=2024-13-01:", "newer_than='2024-13-01' is not a valid date"),
+    ("older_than=10 years:", "older_than='10 years' is neither a UTC date"),
+    ("newer_than=2024-02-01:older_than=2024-01-01:", "newer_than and older_than leave no time"),
+    ("storage_classes=STANDRAD:", "'STANDRAD' is not a storage class (did you mean STANDARD?)"),
+    ("storage_classes=no such:", "'NO SUCH' is not a storage class name"),
+    ("archived=maybe:", "archived='maybe' is not one of skip, request"),
+    ("restore_tier=Bulk:", "restore_tier applies only with archived=request"),
+    ("archived=request:restore_days=9999:", "restore_days=9999 is too large"),
+    ("shard_by=prefix:", "shard_by=prefix needs shard=K/N"),
+    ("shard=1/2:shard_by=range:", "shard_by='range' is not one of hash, prefix"),
+    ("Include=x:", "unknown option Include (did you mean include?)"),
+])
+def test_bad_selection_options_name_the_problem(text, needle):
+    with pytest.raises(OptionError) as err:
+        build(BASE + text)
+    assert needle in str(err.value)
+
+
+def test_an_unknown_storage_class_is_kept_with_a_warning():
+    opts = build(BASE + "storage_classes=COLDSTORE_7:")
+    assert opts.storage_classes == ["COLDSTORE_7"]
+    assert any("storage class COLDSTORE_7 is none that S3" in w for w in opts.warnings)
+
+
+def test_a_restore_does_not_check_how_selection_options_combine():
+    """An age moves on after the backup: a restore of its string must not fail on it."""
+    opts = build("newer_than=1d:older_than=2024-01-01:restore_days=3:", need_remote=False)
+    assert opts.newer_than == ("age", 86400) and opts.restore_days == 3
