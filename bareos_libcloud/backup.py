@@ -93,13 +93,15 @@ class Stats:
         """Objects dealt with so far (the listing itself runs ahead)."""
         return self.saved + self.unchanged + self.vanished + self.failed
 
-    def summary(self):
+    def summary(self, estimate=False):
         seconds = max(time.monotonic() - self.started, 0.001)
-        text = (
-            "%d objects listed, %d saved (%s), %d unchanged, %d vanished, %d failed in %.1f s (%.1f MB/s)"
-            % (self.listed, self.saved, _size(self.bytes), self.unchanged, self.vanished, self.failed,
-               seconds, self.bytes / seconds / 1e6)
-        )
+        if estimate:  # nothing is read: ``declared`` objects of ``bytes`` in all went to Bareos
+            text = "estimate: %s listed, %d declared to Bareos (%s), %d skipped as unchanged in %.1f s" % (
+                plural(self.listed, "object"), self.declared, _size(self.bytes), self.unchanged, seconds)
+        else:
+            text = "%s listed, %d saved (%s), %d unchanged, %d vanished, %d failed in %.1f s (%.1f MiB/s)" % (
+                plural(self.listed, "object"), self.saved, _size(self.bytes), self.unchanged, self.vanished,
+                self.failed, seconds, self.bytes / seconds / 1048576.0)
         if self.archived:
             text += "; %d archived, not saved" % self.archived
         asked = self.requested + self.pending + self.restore_failed + self.restored
@@ -132,6 +134,35 @@ def _size(count):
         count /= 1024.0
 
 
+def lister_config(opts, policy, now):
+    """What the lister process of a line with these options gets (the command-line tool's
+    listing is the job's own: cli.py uses it too)."""
+    return {
+        "provider": opts.provider,
+        "driver_kwargs": opts.driver_kwargs,
+        "ca_file": opts.ca_file,
+        "timeout": opts.timeout,
+        "buckets_include": opts.buckets_include,
+        "buckets_exclude": opts.buckets_exclude,
+        "prefix": opts.prefix,
+        "retries": opts.retries,
+        "retry_max_wait": opts.retry_max_wait,
+        "debug": opts.debug,
+        "secrets": opts.secrets,
+        "shard": opts.shard,
+        "shard_by": opts.shard_by,
+        "selection": selection.spec_of(opts),
+        "now": now,
+        "since": policy.since,
+        "accurate": policy.accurate,
+        "estimate": policy.estimate,
+        "archived": opts.archived,
+        "restore_tier": opts.restore_tier,
+        "restore_days": opts.restore_days,
+        "restore_state": None,
+    }
+
+
 class BackupSession:
     """The backup side of one job."""
 
@@ -143,34 +174,11 @@ class BackupSession:
         self.cancelled = cancelled
         self.journal = journal
         self.now = int(time.time())  # the job's start, for the ages of newer_than/older_than
-        self.selection_spec = selection.spec_of(opts)
         self.key_selection = None  # selection.Selection for journal entries, made when needed
         self.forced = set(journal.pending) if journal is not None else set()
         self.forced_unlisted = _by_bucket(self.forced)  # bucket -> names not listed yet
-        self.config = {
-            "provider": opts.provider,
-            "driver_kwargs": opts.driver_kwargs,
-            "ca_file": opts.ca_file,
-            "timeout": opts.timeout,
-            "buckets_include": opts.buckets_include,
-            "buckets_exclude": opts.buckets_exclude,
-            "prefix": opts.prefix,
-            "retries": opts.retries,
-            "retry_max_wait": opts.retry_max_wait,
-            "debug": opts.debug,
-            "secrets": opts.secrets,
-            "shard": opts.shard,
-            "shard_by": opts.shard_by,
-            "selection": self.selection_spec,
-            "now": self.now,
-            "since": policy.since,
-            "accurate": policy.accurate,
-            "estimate": policy.estimate,
-            "archived": opts.archived,
-            "restore_tier": opts.restore_tier,
-            "restore_days": opts.restore_days,
-            "restore_state": None,
-        }
+        self.config = lister_config(opts, policy, self.now)
+        self.selection_spec = self.config["selection"]
         # archived=request: the restore requests of earlier jobs, settled by this one (archive.py)
         self.restores = None
         if opts.archived == "request" and journal is not None and not policy.estimate:
@@ -317,7 +325,7 @@ class BackupSession:
 
     def summary(self):
         """The accounting line of the job log (and of its progress messages)."""
-        text = self.stats.summary()
+        text = self.stats.summary(self.policy.estimate)
         faults = self.faults
         if faults.retried or faults.resumed:
             text += "; %s retried, %s resumed" % (plural(faults.retried, "request"),
@@ -468,6 +476,8 @@ class BackupSession:
             item = self.upcoming.popleft()
             if item.plan == DECLARE:
                 self.stats.declared += 1
+                if self.policy.estimate:
+                    self.stats.bytes += item.size
                 return item
             if item.plan == STREAM:
                 self._new_stream(item)

@@ -27,7 +27,8 @@ import sys
 import time
 
 from . import __version__, naming
-from .backup import PREFETCH, SKIP, STREAM, BackupSession, ChangePolicy, _size
+from . import backup
+from .backup import PREFETCH, SKIP, STREAM, ChangePolicy, _size
 from .joblog import JobLog, plural
 from .lines import PluginLines
 from .options import OptionError, parse_duration
@@ -202,10 +203,8 @@ def load_lines(texts, report):
 
 
 def lister_config(opts):
-    """The configuration the job's lister process gets for these options (BackupSession.config;
-    an estimate's session starts no process until it is started)."""
-    session = BackupSession(opts, JobLog(None), ChangePolicy(0, False, opts.prefetch_size, True), None, None)
-    return session.config
+    """The configuration the job's lister process gets for these options."""
+    return backup.lister_config(opts, ChangePolicy(0, False, opts.prefetch_size, True), int(time.time()))
 
 
 def connect(line, report, where):

@@ -30,7 +30,7 @@ class PluginLine:
         if opts.prefix:
             parts.append("prefix %r" % opts.prefix)
         if opts.shard:
-            parts.append("shard %d/%d" % opts.shard)
+            parts.append("shard %d/%d%s" % (opts.shard + (" by prefix" if opts.shard_by == "prefix" else "",)))
         return "Plugin line %d (%s)" % (self.number, ", ".join(parts))
 
 
@@ -134,6 +134,8 @@ def _overlap(a, b):
     if not (pa.startswith(pb) or pb.startswith(pa)):
         return False
     if a.shard and b.shard and a.shard[1] == b.shard[1] and a.shard[0] != b.shard[0]:
-        return False
+        by_a, by_b = a.shard_by or "hash", b.shard_by or "hash"
+        if by_a == by_b == "hash" or (by_a == by_b == "prefix" and pa == pb):
+            return False
     return True
 

@@ -66,9 +66,12 @@ _NETWORK_CAUSES = (
 )
 
 
-def _startup_failure(exc, config):
+def _startup_failure(exc, config, drv):
     if _is_creds_error(exc):
-        return "the object store at %s refused the credentials (check key and secret)" % _where(config)
+        payer = not is_s3_family(drv) or getattr(config["driver_kwargs"], "request_payer", False)
+        hint = "" if payer else (
+            "; a requester-pays bucket of another account needs request_payer=yes")
+        return "the object store at %s refused the credentials (check key and secret%s)" % (_where(config), hint)
     text = "%s: %s" % (type(exc).__name__, exc)
     for needle, cause in _NETWORK_CAUSES:
         if needle in text:
@@ -707,7 +710,7 @@ def list_all(drv, config, retry):
                 warnings.append(("error", "bucket %r does not exist; nothing of it is saved"
                                  % containers.pop(0).name))
     except Exception as exc:  # noqa: BLE001 - reported as the job's fatal error
-        yield ("fatal", _startup_failure(exc, config))
+        yield ("fatal", _startup_failure(exc, config, drv))
         return
     yield from warnings
     yield ("ready", [c.name for c in containers])

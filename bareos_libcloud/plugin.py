@@ -326,7 +326,7 @@ class BareosFdPluginLibcloud:
     def end_backup_file(self):
         backup, item = self._session(), self.item
         if item is not None and backup is not None:
-            if not self.item_read:  # Bareos found it unchanged (accurate) and read nothing
+            if not self.item_read and not backup.policy.estimate:  # accurate: Bareos found it unchanged
                 backup.stats.unchanged += 1
             backup.done_with(item)
             self.item = self.reader = None

@@ -63,7 +63,7 @@ def ours(result, kind=None):
 
 
 def summary(result):
-    return [t for t in ours(result) if "objects listed" in t][-1]
+    return [t for t in ours(result) if " listed, " in t][-1]
 
 
 def object_requests(proxy, bucket, key, method=None):

@@ -452,3 +452,10 @@ def test_objects_stored_compressed_are_saved_as_stored(s3, fd, bucket_name, tmp_
     where = str(tmp_path / "restore")
     assert fd.restore(where=where).status == "T"
     assert restored_keys(where, bucket_name) == stored
+
+
+def test_an_estimate_does_not_call_its_objects_unchanged(moto, fd, bucket_name):
+    moto.make_bucket(bucket_name, {"one": b"1" * 1000})
+    result = fd.estimate(plugin_string(moto, buckets_include=bucket_name, **opts()))
+    summary = [t for t in result.texts(6) if " listed, " in t]
+    assert summary and "estimate: 1 object listed, 1 declared to Bareos (1000 B), 0 skipped as unchanged" in summary[0]

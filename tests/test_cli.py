@@ -88,7 +88,8 @@ def test_check_refused_credentials_are_one_error_without_the_secret(rgw, bucket_
     done = cli("check", text)
     assert done.returncode == 1, output(done)
     errors = [line for line in done.stdout.splitlines() if line.startswith("error: ")]
-    assert errors == ["error: the object store at %s:%d refused the credentials (check key and secret)"
+    assert errors == ["error: the object store at %s:%d refused the credentials (check key and secret; a "
+                      "requester-pays bucket of another account needs request_payer=yes)"
                       % (rgw.host, rgw.port)], output(done)
     assert wrong not in output(done)
     no_secret(done, rgw)

@@ -36,7 +36,7 @@ def test_each_line_saves_its_own_prefix(moto, fd, bucket_name, tmp_path):
     result = fd.backup(lines)
     assert result.status == "T", result.messages
     assert saved(result) == {k: v for k, v in YEARS.items() if k != "other"}
-    summaries = [t for t in ours(result, M_INFO) if "objects listed" in t]
+    summaries = [t for t in ours(result, M_INFO) if " listed, " in t]
     assert len(summaries) == 2
     assert "Plugin line 1" in summaries[0] and "'2023/'" in summaries[0] and "2 objects listed" in summaries[0]
     assert "Plugin line 2" in summaries[1] and "'2024/'" in summaries[1] and "2 objects listed" in summaries[1]
@@ -133,3 +133,11 @@ def test_a_single_line_that_selects_nothing_ends_with_warnings(moto, fd, bucket_
     assert result.status == "W", result.messages
     errors = ours(result, M_ERROR)
     assert len(errors) == 1 and "selected no object" in errors[0] and "'2025/'" in errors[0]
+
+
+def test_shards_of_two_kinds_may_share_objects_and_are_refused(moto, fd, bucket_name):
+    moto.make_bucket(bucket_name, YEARS)
+    result = fd.backup([line(moto, bucket_name, shard="1/2"), line(moto, bucket_name, shard="2/2", shard_by="prefix")])
+    assert result.status == "f"
+    fatals = ours(result, M_FATAL)
+    assert len(fatals) == 1 and "saved twice" in fatals[0] and "shard 2/2 by prefix" in fatals[0]

@@ -34,7 +34,7 @@ def ours(result, kind=None):
 
 
 def summary(result):
-    return [t for t in ours(result) if "objects listed" in t][-1]
+    return [t for t in ours(result) if " listed, " in t][-1]
 
 
 def backup(fd, server, bucket, level="F", **options):
