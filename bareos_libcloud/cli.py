@@ -28,7 +28,7 @@ import time
 
 from . import __version__, naming
 from . import backup
-from .backup import PREFETCH, SKIP, STREAM, ChangePolicy, _size
+from .backup import PREFETCH, STREAM, ChangePolicy, _size
 from .joblog import JobLog, plural
 from .lines import PluginLines
 from .options import OptionError, parse_duration

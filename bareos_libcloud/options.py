@@ -57,7 +57,7 @@ def is_secret_option(name):
 def split_plugin_string(text):
     """Split ``k1=v1:k2=v2:`` into ``[(k1, v1), (k2, v2)]``, honouring ``\\:`` and ``\\\\``."""
     pairs = []
-    for number, part in enumerate(_split_unescaped(text, ":"), 1):
+    for number, part in enumerate(selection.split_unescaped(text, ":"), 1):
         if not part.strip():
             continue
         if "=" not in part:
@@ -68,24 +68,6 @@ def split_plugin_string(text):
         key, value = part.split("=", 1)
         pairs.append((key.strip(), _unescape(value)))
     return pairs
-
-
-def _split_unescaped(text, sep):
-    parts, cur, i = [], [], 0
-    while i < len(text):
-        ch = text[i]
-        if ch == "\\" and i + 1 < len(text):
-            cur.append(text[i : i + 2])
-            i += 2
-            continue
-        if ch == sep:
-            parts.append("".join(cur))
-            cur = []
-        else:
-            cur.append(ch)
-        i += 1
-    parts.append("".join(cur))
-    return parts
 
 
 def _unescape(value):

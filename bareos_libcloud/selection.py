@@ -56,24 +56,30 @@ class SelectionError(ValueError):
 
 # -- patterns ----------------------------------------------------------------------------------
 
-def split_patterns(value):
-    """``a,b\\,c`` -> ``["a", "b\\,c"]``: split at commas not preceded by a backslash (the
-    pieces keep their backslashes: a glob reads ``\\,`` as a comma, and so does a regex)."""
-    pieces, current, i = [], [], 0
-    while i < len(value):
-        ch = value[i]
-        if ch == "\\" and i + 1 < len(value):
-            current.append(value[i : i + 2])
+def split_unescaped(text, sep):
+    """``text`` split at each ``sep`` not preceded by a backslash; the pieces keep their
+    backslashes (options.py splits plugin strings with it too)."""
+    parts, current, i = [], [], 0
+    while i < len(text):
+        ch = text[i]
+        if ch == "\\" and i + 1 < len(text):
+            current.append(text[i : i + 2])
             i += 2
             continue
-        if ch == ",":
-            pieces.append("".join(current))
+        if ch == sep:
+            parts.append("".join(current))
             current = []
         else:
             current.append(ch)
         i += 1
-    pieces.append("".join(current))
-    pieces = [piece.strip() for piece in pieces]
+    parts.append("".join(current))
+    return parts
+
+
+def split_patterns(value):
+    """``a,b\\,c`` -> ``["a", "b\\,c"]``: split at commas not preceded by a backslash (the
+    pieces keep their backslashes: a glob reads ``\\,`` as a comma, and so does a regex)."""
+    pieces = [piece.strip() for piece in split_unescaped(value, ",")]
     if any(not piece or piece == "re:" for piece in pieces):
         raise SelectionError("has an empty pattern in its list (a comma inside a pattern is written \\,)")
     return pieces

@@ -19,24 +19,11 @@ from urllib.parse import parse_qs
 
 import pytest
 
-from faultproxy import FaultProxy
-from fdemu import FileDaemon
 from harness import plugin_string, restored_keys
 
 from bareos_libcloud import naming
 
 M_ERROR, M_WARNING = 4, 5
-
-
-@pytest.fixture
-def fd(tmp_path):
-    return FileDaemon(str(tmp_path / "fd"))
-
-
-@pytest.fixture
-def proxy(moto):
-    with FaultProxy(moto.host, moto.port) as p:
-        yield p
 
 
 @pytest.fixture

@@ -11,18 +11,12 @@ import time
 
 import pytest
 
-from fdemu import FileDaemon
 from harness import plugin_string, restored_keys
 
 from bareos_libcloud import naming
 from bareos_libcloud.selection import Selection, SelectionError, compile_patterns, parse_when, split_patterns
 
 M_FATAL, M_ERROR, M_INFO = 3, 4, 6
-
-
-@pytest.fixture
-def fd(tmp_path):
-    return FileDaemon(str(tmp_path / "fd"))
 
 
 def saved(result):

@@ -12,10 +12,7 @@ import sys
 import time
 from urllib.parse import parse_qs
 
-import pytest
 
-from faultproxy import FaultProxy
-from fdemu import FileDaemon
 from harness import REPO, plugin_string
 
 from bareos_libcloud import naming
@@ -27,17 +24,6 @@ from listing_server import ListingServer  # noqa: E402
 OBJECTS = {"%s/%d" % (top, i): b"%s%d" % (top.encode(), i)
            for top in ("alpha", "beta", "gamma", "delta", "eps", "zeta", "eta", "theta") for i in range(3)}
 OBJECTS.update({"deep/er/1": b"d1", "deep/er/2": b"d2", "root-1": b"r1", "root-2": b"r2"})
-
-
-@pytest.fixture
-def fd(tmp_path):
-    return FileDaemon(str(tmp_path / "fd"))
-
-
-@pytest.fixture
-def proxy(moto):
-    with FaultProxy(moto.host, moto.port) as p:
-        yield p
 
 
 def saved(result):

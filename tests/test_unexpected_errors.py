@@ -3,12 +3,8 @@ bug must not become a silently short file or a recorded deletion).  The real plu
 fault injected (tests/fdemu/testplugins/bareos-fd-libcloud-raising.py), against moto."""
 
 import os
-import time
-
 
 from harness import REPO, plugin_string
-
-from bareos_libcloud import naming
 
 PLUGINS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fdemu", "testplugins")
 M_FATAL, M_ERROR = 3, 4
