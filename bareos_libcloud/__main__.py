@@ -1,4 +1,4 @@
-"""``python3 -m bareos_libcloud``: the ``bareos-libcloud`` command (cli.py)."""
+"""``python3 -m bareos_libcloud``: the ``bareos-libcloud`` command (cli/)."""
 
 import sys
 

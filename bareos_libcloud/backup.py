@@ -97,10 +97,10 @@ class Stats:
         seconds = max(time.monotonic() - self.started, 0.001)
         if estimate:  # nothing is read: ``declared`` objects of ``bytes`` in all went to Bareos
             text = "estimate: %s listed, %d declared to Bareos (%s), %d skipped as unchanged in %.1f s" % (
-                plural(self.listed, "object"), self.declared, _size(self.bytes), self.unchanged, seconds)
+                plural(self.listed, "object"), self.declared, size_text(self.bytes), self.unchanged, seconds)
         else:
             text = "%s listed, %d saved (%s), %d unchanged, %d vanished, %d failed in %.1f s (%.1f MiB/s)" % (
-                plural(self.listed, "object"), self.saved, _size(self.bytes), self.unchanged, self.vanished,
+                plural(self.listed, "object"), self.saved, size_text(self.bytes), self.unchanged, self.vanished,
                 self.failed, seconds, self.bytes / seconds / 1048576.0)
         if self.archived:
             text += "; %d archived, not saved" % self.archived
@@ -127,7 +127,8 @@ def _by_bucket(fnames):
     return out
 
 
-def _size(count):
+def size_text(count):
+    """``1000 B``, ``1.5 MiB``: a byte count for a message."""
     for unit in ("B", "KiB", "MiB", "GiB"):
         if count < 1024 or unit == "GiB":
             return ("%d %s" % (count, unit)) if unit == "B" else ("%.1f %s" % (count, unit))
@@ -136,7 +137,7 @@ def _size(count):
 
 def lister_config(opts, policy, now):
     """What the lister process of a line with these options gets (the command-line tool's
-    listing is the job's own: cli.py uses it too)."""
+    listing is the job's own: cli/ uses it too)."""
     return {
         "provider": opts.provider,
         "driver_kwargs": opts.driver_kwargs,

@@ -1,4 +1,4 @@
-"""The ``bareos-libcloud`` command (bareos_libcloud/cli.py), run for real in a subprocess against
+"""The ``bareos-libcloud`` command (bareos_libcloud/cli/), run for real in a subprocess against
 the local servers: what it says of a plugin string is what the job does with it."""
 
 import os
@@ -321,6 +321,14 @@ def test_the_console_script_and_the_entrypoint_of_a_built_wheel(moto, creds, buc
                            capture_output=True, text=True, timeout=600)
     assert build.returncode == 0, build.stdout + build.stderr
     (wheel,) = wheels.iterdir()
+    # Every module of the package is in the wheel (the test process would import a missing one
+    # from the checkout, so the command's run below cannot tell).
+    import zipfile
+
+    package = os.path.join(REPO, "bareos_libcloud")
+    modules = {os.path.relpath(os.path.join(root, name), REPO) for root, _, names in os.walk(package)
+               for name in names if name.endswith(".py")}
+    assert modules - set(zipfile.ZipFile(wheel).namelist()) == set()
     install = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index",
                               "--target", str(target), str(wheel)], capture_output=True, text=True, timeout=600)
     assert install.returncode == 0, install.stdout + install.stderr
