@@ -96,10 +96,11 @@ def cpu_comparison(full, raw):
 
 
 def run_fd_job(workdir, plugin, level="F", accurate=False, job_name="backup-job", pyspy=None, trace=False,
-               signature="MD5"):
+               signature="MD5", pyspy_args=()):
     """Run one job in a child process, sampling its process tree. Returns a dict; ``vm_rss``/``vm_hwm``
     are the job process's at the job's end, before the emulator writes its catalog; with ``trace``,
-    ``tracemalloc`` lists the live Python allocations of the job process by source file then."""
+    ``tracemalloc`` lists the live Python allocations of the job process by source file then; ``pyspy_args``
+    are added to the ``py-spy record`` command (e.g. ``--gil``)."""
     spec = json.dumps(dict(workdir=workdir, plugin=plugin, level=level, accurate=accurate, job_name=job_name,
                            tracemalloc=trace, signature=signature))
     cmd = [sys.executable, ENTRY, "--_fd-job", spec]
@@ -107,7 +108,7 @@ def run_fd_job(workdir, plugin, level="F", accurate=False, job_name="backup-job"
     spy = None
     if pyspy:
         spy = subprocess.Popen([pyspy_exe(), "record", "--pid", str(proc.pid), "--subprocesses", "--rate", "200",
-                                "--format", "raw", "--nonblocking", "-o", pyspy],
+                                "--format", "raw", "--nonblocking", "-o", pyspy] + list(pyspy_args),
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     with TreeSampler(proc.pid) as sampler:
         out, err = proc.communicate(timeout=3600)

@@ -1,0 +1,64 @@
+"""Where the CPU goes per object, from ``py-spy record --gil --subprocesses`` (collapsed stacks): each
+sample is put in one category by its process kind and its frames, then shown as ms per object."""
+
+import collections
+
+from .pyspy import _pyspy_kind
+
+#: (process kind prefix, category, test on the stack text); the first match wins
+_RULES = [
+    ("job", "job thread: plugin start-up (imports, options, starting helpers)",
+     lambda s: "bareos-fd-libcloud.py" in s and ("_find_and_load" in s or "start_helpers" in s or "_start" in s)),
+    ("job", "job thread: plugin calls, reading the pipe (object bytes from a prefetcher)",
+     lambda s: "bareos_libcloud/" in s and "multiprocessing/connection.py" in s),
+    ("job", "job thread: plugin calls, other work", lambda s: "bareos_libcloud/" in s or "bareos-fd-libcloud.py" in s),
+    ("job", "job thread: emulated daemon (MD5 signature, volume write, catalog, API checks)",
+     lambda s: "Thread._bootstrap" in s),
+    ("job", "job process, other threads (emulator's main thread, start-up)", lambda s: True),
+    ("prefetch", "prefetcher: waiting for / reading requests from the job (pipe)",
+     lambda s: "_requests (bareos_libcloud/worker.py" in s),
+    ("prefetch", "prefetcher: pipe hand-off of the bytes to the job", lambda s: "_send_raw" in s or "_send_data" in s
+     or "Connection._send" in s or "send_bytes" in s),
+    ("prefetch", "prefetcher: pickling (headers, replies)", lambda s: "pickle" in s.lower() or "reduction.py" in s),
+    ("prefetch", "prefetcher: signing (libcloud SigV4)", lambda s: "signature" in s.lower() or "hmac" in s
+     or "_get_aws_auth" in s or "sign" in s.split(";")[-1].lower()),
+    ("prefetch", "prefetcher: HTTP (http.client send, status, headers, body reads)",
+     lambda s: "http/client.py" in s or "socket.py" in s),
+    ("prefetch", "prefetcher: libcloud request building (URL, headers, response object)",
+     lambda s: "libcloud/" in s and "bareos_libcloud" not in s.split(";")[-1]),
+    ("prefetch", "prefetcher: plugin helper code (fetch.py, worker.py, transport.py, driver.py)",
+     lambda s: "bareos_libcloud/" in s.split(";")[-1]),
+    ("prefetch", "prefetcher: other (interpreter, start-up)", lambda s: True),
+    ("lister", "lister", lambda s: True),
+    ("helper", "helper start-up (fork server, imports, driver set-up)", lambda s: True),
+    ("", "other processes", lambda s: True),
+]
+
+
+def _kind_key(kind):
+    for key in ("job", "prefetch", "lister", "helper"):
+        if kind.startswith(key):
+            return key
+    return ""
+
+
+def cpu_split(raw_path, objects, rate):
+    """[(category, samples, ms per object)] in the order of _RULES, and the total samples."""
+    counts = collections.Counter()
+    with open(raw_path, errors="replace") as f:
+        for line in f:
+            stack, _, count = line.rstrip("\n").rpartition(" ")
+            try:
+                count = int(count)
+            except ValueError:
+                continue
+            frames = stack.replace("spawn_main; spawn_main(", "spawn_main, spawn_main(").split(";")
+            key = _kind_key(_pyspy_kind(frames))
+            text = ";".join(fr for fr in frames if not fr.startswith("process "))
+            for kind, category, test in _RULES:
+                if kind == key and test(text):
+                    counts[category] += count
+                    break
+    per_obj = 1000.0 / rate / max(objects, 1)
+    rows = [(category, counts[category], counts[category] * per_obj) for _, category, _ in _RULES if counts[category]]
+    return rows, sum(counts.values())
