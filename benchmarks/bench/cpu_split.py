@@ -17,22 +17,46 @@ _RULES = [
     ("job", "job process, other threads (emulator's main thread, start-up)", lambda s: True),
     ("prefetch", "prefetcher: waiting for / reading requests from the job (pipe)",
      lambda s: "_requests (bareos_libcloud/worker.py" in s),
-    ("prefetch", "prefetcher: pipe hand-off of the bytes to the job", lambda s: "_send_raw" in s or "_send_data" in s
-     or "Connection._send" in s or "send_bytes" in s),
-    ("prefetch", "prefetcher: pickling (headers, replies)", lambda s: "pickle" in s.lower() or "reduction.py" in s),
-    ("prefetch", "prefetcher: signing (libcloud SigV4)", lambda s: "signature" in s.lower() or "hmac" in s
-     or "_get_aws_auth" in s or "sign" in s.split(";")[-1].lower()),
-    ("prefetch", "prefetcher: HTTP (http.client send, status, headers, body reads)",
-     lambda s: "http/client.py" in s or "socket.py" in s),
+    ("prefetch", "prefetcher: pickling (headers, replies on the pipe)", lambda s: _innermost(s) == "pickle"),
+    ("prefetch", "prefetcher: pipe hand-off of the bytes to the job", lambda s: _innermost(s) == "pipe"),
+    ("prefetch", "prefetcher: signing (libcloud SigV4, HMAC)", lambda s: _innermost(s) == "sign"),
+    ("prefetch", "prefetcher: HTTP (http.client send, status line, header parsing, body reads)",
+     lambda s: _innermost(s) == "http"),
     ("prefetch", "prefetcher: libcloud request building (URL, headers, response object)",
-     lambda s: "libcloud/" in s and "bareos_libcloud" not in s.split(";")[-1]),
+     lambda s: _innermost(s) == "libcloud"),
     ("prefetch", "prefetcher: plugin helper code (fetch.py, worker.py, transport.py, driver.py)",
-     lambda s: "bareos_libcloud/" in s.split(";")[-1]),
+     lambda s: _innermost(s) == "plugin"),
     ("prefetch", "prefetcher: other (interpreter, start-up)", lambda s: True),
     ("lister", "lister", lambda s: True),
     ("helper", "helper start-up (fork server, imports, driver set-up)", lambda s: True),
     ("", "other processes", lambda s: True),
 ]
+
+
+def _frame_class(frame):
+    low = frame.lower()
+    if "pickle" in low or "multiprocessing/reduction.py" in frame:
+        return "pickle"
+    if "multiprocessing/connection.py" in frame or "_send_raw (" in frame or "_send_data (" in frame:
+        return "pipe"
+    if "hmac" in low or "signature" in low or "sign_" in low or "_sign" in low or "aws4" in low:
+        return "sign"
+    if "http/client.py" in frame or "socket.py" in frame or "email/" in frame:
+        return "http"
+    if "bareos_libcloud/" in frame:
+        return "plugin"
+    if "libcloud/" in frame:
+        return "libcloud"
+    return None
+
+
+def _innermost(stack):
+    """The class of the innermost frame that has one (pickling, pipe, signing, HTTP, libcloud, plugin)."""
+    for frame in reversed(stack.split(";")):
+        cls = _frame_class(frame)
+        if cls:
+            return cls
+    return None
 
 
 def _kind_key(kind):
