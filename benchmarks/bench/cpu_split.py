@@ -3,7 +3,7 @@ sample is put in one category by its process kind and its frames, then shown as 
 
 import collections
 
-from .pyspy import _pyspy_kind
+from .pyspy import _pyspy_kind, read_stacks
 
 #: (process kind prefix, category, test on the stack text); the first match wins
 _RULES = [
@@ -69,20 +69,13 @@ def _kind_key(kind):
 def cpu_split(raw_path, objects, rate):
     """[(category, samples, ms per object)] in the order of _RULES, and the total samples."""
     counts = collections.Counter()
-    with open(raw_path, errors="replace") as f:
-        for line in f:
-            stack, _, count = line.rstrip("\n").rpartition(" ")
-            try:
-                count = int(count)
-            except ValueError:
-                continue
-            frames = stack.replace("spawn_main; spawn_main(", "spawn_main, spawn_main(").split(";")
-            key = _kind_key(_pyspy_kind(frames))
-            text = ";".join(fr for fr in frames if not fr.startswith("process "))
-            for kind, category, test in _RULES:
-                if kind == key and test(text):
-                    counts[category] += count
-                    break
+    for frames, count in read_stacks(raw_path):
+        key = _kind_key(_pyspy_kind(frames))
+        text = ";".join(fr for fr in frames if not fr.startswith("process "))
+        for kind, category, test in _RULES:
+            if kind == key and test(text):
+                counts[category] += count
+                break
     per_obj = 1000.0 / rate / max(objects, 1)
     rows = [(category, counts[category], counts[category] * per_obj) for _, category, _ in _RULES if counts[category]]
     return rows, sum(counts.values())

@@ -28,10 +28,8 @@ def _pyspy_kind(frames):
     return "helper start-up (fork server, imports, driver set-up)"
 
 
-def summarize_pyspy(raw_path, objects, rate=200, top=30):
-    """Inclusive and self samples per function, per process kind, from py-spy's raw output
-    (collapsed stacks), as milliseconds of sampled (non-idle) time per object."""
-    per_kind = collections.defaultdict(lambda: [0, collections.Counter(), collections.Counter()])
+def read_stacks(raw_path):
+    """(frames, samples) of each line of py-spy's raw output (collapsed stacks)."""
     with open(raw_path, errors="replace") as f:
         for line in f:
             stack, _, count = line.rstrip("\n").rpartition(" ")
@@ -39,16 +37,23 @@ def summarize_pyspy(raw_path, objects, rate=200, top=30):
                 count = int(count)
             except ValueError:
                 continue
-            frames = stack.replace("spawn_main; spawn_main(", "spawn_main, spawn_main(").split(";")
-            kind = _pyspy_kind(frames)
-            funcs = [re.sub(r"\(/[^)]*/(site-packages|lib/python3\.\d+|main)/", "(", fr)
-                     for fr in frames if not fr.startswith("process ")]
-            entry = per_kind[kind]
-            entry[0] += count
-            if funcs:
-                entry[1][funcs[-1]] += count
-                for fr in set(funcs):
-                    entry[2][fr] += count
+            yield stack.replace("spawn_main; spawn_main(", "spawn_main, spawn_main(").split(";"), count
+
+
+def summarize_pyspy(raw_path, objects, rate=200, top=30):
+    """Inclusive and self samples per function, per process kind, from py-spy's raw output
+    (collapsed stacks), as milliseconds of sampled (non-idle) time per object."""
+    per_kind = collections.defaultdict(lambda: [0, collections.Counter(), collections.Counter()])
+    for frames, count in read_stacks(raw_path):
+        kind = _pyspy_kind(frames)
+        funcs = [re.sub(r"\(/[^)]*/(site-packages|lib/python3\.\d+|main)/", "(", fr)
+                 for fr in frames if not fr.startswith("process ")]
+        entry = per_kind[kind]
+        entry[0] += count
+        if funcs:
+            entry[1][funcs[-1]] += count
+            for fr in set(funcs):
+                entry[2][fr] += count
     per_obj = 1000.0 / rate / max(objects, 1)  # ms of sampled time per object, per sample
     lines = ["Sampled at %d/s with `py-spy record --subprocesses` (idle threads left out by py-spy's "
              "heuristic; a blocking pipe read can still count). ms/object = samples / %d / %d objects."
