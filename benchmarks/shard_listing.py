@@ -27,6 +27,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path[:0] = [HERE, os.path.join(REPO, "tests"), REPO]
 
+from bench.report import machine_info, prepend_md  # noqa: E402 - after the path is set
+
 
 def job_main(spec):
     """In a child process: one no-change incremental; prints one JSON line."""
@@ -109,15 +111,9 @@ def measure(args, prefixes, work):
 
 
 def machine():
-    cpu = "unknown"
-    with open("/proc/cpuinfo") as handle:
-        for line in handle:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2 ** 30
+    info = machine_info()
     return "%d cores (%s), %.1f GiB RAM, Linux %s; load average at the start %s" % (
-        os.cpu_count(), cpu, ram, platform.release(), "%.2f %.2f %.2f" % os.getloadavg())
+        info["nproc"], info["cpu"], info["ram_gib"], info["kernel"], info["load"])
 
 
 def markdown(args, rows, started, where):
@@ -147,15 +143,6 @@ def markdown(args, rows, started, where):
     return lines
 
 
-def prepend(path, lines):
-    """Insert a section right after the file's title block (newest first), as bench.py does."""
-    text = open(path).read()
-    cut = text.find("\n## ")
-    head, rest = (text, "") if cut < 0 else (text[:cut + 1], text[cut + 1:])
-    with open(path, "w") as handle:
-        handle.write(head.rstrip("\n") + "\n\n" + "\n".join(lines).rstrip("\n") + "\n\n" + rest)
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--keys", type=int, default=100000)
@@ -179,7 +166,7 @@ def main(argv=None):
     lines = markdown(args, rows, started, where)
     print("\n".join(lines))
     if args.write_md:
-        prepend(args.md, lines)
+        prepend_md(args.md, lines)
     return 0
 
 
