@@ -107,10 +107,12 @@ class Report:
 
 
 def prepend_md(path, lines):
-    """Insert a section right after the file's title block (newest first)."""
+    """Insert a run's section above the newest one (newest first), below the title, targets and history."""
     text = open(path).read() if os.path.exists(path) else (
         "# Performance sample\n\nMeasured figures of bareos-libcloud, written by `benchmarks/bench.py --write-md`.\n")
-    cut = text.find("\n## ")
+    cut = text.find("\n## 20")  # before the newest run: the targets and the history stay on top
+    if cut < 0:
+        cut = text.find("\n## ")
     head, rest = (text, "") if cut < 0 else (text[:cut + 1], text[cut + 1:])
     with open(path, "w") as f:
         f.write(head.rstrip("\n") + "\n\n" + "\n".join(lines).rstrip("\n") + "\n\n" + rest)
