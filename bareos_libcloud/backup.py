@@ -537,10 +537,8 @@ class BackupSession:
         if on_demand:
             return changed_since_listed(download, item.size, item.etag)
         if download.state == VANISHED:
-            self.stats.vanished += 1
             self._release(download)
-            self.log.warning("object %r in bucket %r was deleted before it could be read; not saved"
-                             % (item.key, item.bucket))
+            self.vanished(item)
             return False
         if download.state == FAILED:
             self.not_saved(item, download.error)

@@ -102,3 +102,17 @@ def test_an_object_deleted_before_bareos_reads_it_on_demand_is_vanished_not_fail
     assert any("'y/old'" in t and "deleted before it could be read" in t for t in inc.texts(5))
     assert any("1 vanished, 0 failed" in t for t in inc.texts(6)), inc.messages
     assert not journals(fd)
+
+
+def test_a_journaled_object_deleted_after_its_listing_leaves_the_journal(moto, proxy, fd, bucket_name):
+    moto.make_bucket(bucket_name, {"bad": b"b", "good": b"g"})
+    plugin = plugin_string(moto, via=proxy, buckets_include=bucket_name, nb_prefetcher=2, retries=2,
+                           retry_max_wait=1)
+    rule = proxy.respond(500, times=None, method="GET", match="/%s/bad" % bucket_name)
+    assert fd.backup(plugin).status == "W"
+    rule.cancel()
+    proxy.respond(404, times=None, match="/%s/bad" % bucket_name)  # listed, then gone (GET and HEAD)
+    inc = fd.backup(plugin, level="I")
+    assert inc.status == "T", inc.messages
+    assert any("'bad'" in t and "deleted before it could be read" in t for t in inc.texts(5))
+    assert not journals(fd)
