@@ -88,10 +88,6 @@ class Journal:
             pass
         return entries
 
-    def reason(self, fname):
-        entry = self.pending.get(fname)
-        return entry.get("reason", "") if entry else ""
-
     # -- this job's outcomes -----------------------------------------------------------------
     def add(self, fname, reason):
         """Record an object that was not saved, durably, at once."""

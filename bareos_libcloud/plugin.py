@@ -100,7 +100,9 @@ class BareosFdPluginLibcloud:
             return self.fd.bRC_Error
         try:
             if self.is_restore:
-                self._restore_options(plugindef)
+                if plugindef in self.restore_opts:
+                    return self.fd.bRC_OK  # every restored file brings its line's text again
+                self.restore_opts[plugindef] = build_options(plugindef, need_remote=False)
             elif not self.fileset_done:
                 self.lines.add(plugindef, need_remote=True)
             else:
@@ -113,10 +115,6 @@ class BareosFdPluginLibcloud:
             return self.fd.bRC_Error
         self._configure_log()
         return self.fd.bRC_OK
-
-    def _restore_options(self, text):
-        if text not in self.restore_opts:
-            self.restore_opts[text] = build_options(text, need_remote=False)
 
     def _configure_log(self):
         every = [line.opts for line in self.lines] or list(self.restore_opts.values())
