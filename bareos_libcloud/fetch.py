@@ -522,14 +522,14 @@ def open_object(driver, bucket, key, listed, retry, start=0, etag=None, with_key
             if tries is not None and tries.switch(error):
                 continue
             if isinstance(error, ObjectVanished) and not start:
-                error = _confirm_vanished(driver, bucket, key)
+                error = confirm_vanished(driver, bucket, key)
             if not isinstance(error, Transient):
                 raise error from None
             if not attempts.retry(error):
                 raise FetchError("%s (gave up after %d attempts)" % (error, attempts.made)) from None
 
 
-def _confirm_vanished(driver, bucket, key):
+def confirm_vanished(driver, bucket, key):
     """A 404 to a GET: ObjectVanished, unless a HEAD still finds the object (a key the GET path
     cannot name), which must not pass for a deleted object: then a FetchError."""
     try:

@@ -1,17 +1,19 @@
-"""Prefetching: a pool of helper processes downloads objects ahead of Bareos.
+"""Prefetching: fetch helpers download objects ahead of Bareos, many at a time each.
 
 The job thread drives everything (there are no threads in the job's interpreter): every Bareos
-callback calls :meth:`PrefetchPool.pump`, which hands queued downloads to idle helpers and
-collects finished ones.  Downloads are kept in listing order; at most ``queue_size`` of them and
+callback calls :meth:`PrefetchPool.pump`, which hands queued downloads to helpers with a free
+slot (``slots`` transfers each, fetcher.py) and collects finished ones.  Downloads are kept in listing order; at most ``queue_size`` of them and
 about ``memory_budget`` bytes are held at a time.  An object larger than ``inline_limit`` is not
 held: its helper sends it chunk by chunk, only while Bareos reads it.  So what the job and its
 helpers hold for objects stays within ``memory_budget``, plus the one object Bareos waits for and
 at most GROWTH_SLACK per helper for objects that grew after the listing.
 
-A helper that dies or stalls loses nothing: its download is queued again, and a stream that had
+A helper that dies or stalls loses nothing: its downloads are queued again, and a stream that had
 begun continues from the byte reached (same ETag) in another helper.  So does a helper that
-answers for another download than the one it was given (worker.py: every answer names its
-``seq``): it is killed, never asked again.
+answers for a download it was not given, or names another key than the download's (worker.py:
+every answer names its ``seq``): it is killed, never asked again.  A stream sends a chunk only
+for a credit (``("more", seq, 1)`` for each chunk the job takes), so a stream Bareos is not
+reading yet cannot fill the pipe its helper's other downloads share.
 """
 
 import collections
@@ -23,15 +25,19 @@ import time
 from .fetch import ChangedSinceListed
 from .helpers import Helper, HelperStartError, stop_all
 from .retry import RESUMED, RETRIED, FaultCounts
-from .worker import prefetcher_main
+from .worker import fetcher_main
 
 QUEUED, RUNNING, COMPLETE, STREAMING, ENDED, VANISHED, FAILED = range(7)
 MAX_RESTARTS = 3
 #: Bytes a helper may hold beyond an object's listed size before it streams it instead.
 GROWTH_SLACK = 256 * 1024
-#: What a stream holds at most: a chunk in the job, two in its helper (it withholds the newest
-#: until the next is read, see worker._try_send_object), the pipe between them.
-STREAM_HOLD = 4 * 256 * 1024
+#: Downloads one fetch helper runs at once, at most (more transfers: more helpers).
+SLOTS_PER_HELPER = 64
+#: Chunks a stream sends ahead of the job's credits (fetcher.WINDOW).
+WINDOW = 2
+#: What a stream holds at most: WINDOW chunks in the job (or the pipe), one being read, two in its
+#: helper (it withholds the newest until the next is read, see fetcher._try_send_object).
+STREAM_HOLD = (WINDOW + 3) * 256 * 1024
 
 
 class JobCancelled(Exception):
@@ -100,20 +106,23 @@ def _receive_bytes(conn, size):
     while view:
         got = os.readv(fd, [view])
         if not got:
-            raise EOFError("the prefetch process closed its pipe")
+            raise EOFError("the fetch process closed its pipe")
         view = view[got:]
     return buffer
 
 
 class PrefetchPool:
-    """Helper processes plus the bookkeeping of downloads in flight."""
+    """Fetch helpers plus the bookkeeping of downloads in flight."""
 
     def __init__(self, config, python, workers, queue_size, memory_budget, inline_limit,
-                 stall_seconds, cancelled, debug=None, faults=None, target=prefetcher_main):
-        """``faults``: the job's retry.FaultCounts; ``target``: the helpers' entry point."""
+                 stall_seconds, cancelled, debug=None, faults=None, target=fetcher_main):
+        """``workers``: transfers in flight at most (nb_prefetcher); ``faults``: the job's
+        retry.FaultCounts; ``target``: the helpers' entry point."""
         self.config = config
         self.python = python
-        self.max_workers = workers
+        self.max_transfers = max(1, workers)
+        self.max_helpers = -(-self.max_transfers // SLOTS_PER_HELPER)
+        self.slots = -(-self.max_transfers // self.max_helpers)
         self.queue_size = queue_size
         self.memory_budget = memory_budget
         self.inline_limit = inline_limit
@@ -122,9 +131,8 @@ class PrefetchPool:
         self.debug = debug or (lambda text: None)
         self.faults = faults if faults is not None else FaultCounts(self.debug)
         self.target = target
-        self.helpers = []
+        self.helpers = []  # every helper, started or starting
         self.starting = set()
-        self.idle = collections.deque()
         self.queue = collections.deque()
         self.held = {}  # seq -> Download, every download not yet released
         self.reserved = 0
@@ -154,20 +162,17 @@ class PrefetchPool:
             return
         for fd, _ in self.poller.poll(timeout * 1000.0):
             helper = listening.get(fd)
-            if helper is not None:
+            if helper is not None and helper.alive:
                 self._receive(helper)
         self._watchdog()
         self._dispatch()
 
     def _listen(self):
         """The helpers whose messages are awaited now, by pipe fd, with the poll set kept in step:
-        those starting and those running a download; not idle ones, nor paused streams, which
-        send only as fast as Bareos reads.  (multiprocessing's wait() would build a new selector
-        on every call, and pump runs several times per object.)"""
-        wanted = {helper.conn.fileno(): helper for helper in self.starting}
-        for helper in self.helpers:
-            if helper.download is not None and helper.download.state == RUNNING:
-                wanted[helper.conn.fileno()] = helper
+        those starting and those with downloads.  (multiprocessing's wait() would build a new
+        selector on every call, and pump runs several times per object.)"""
+        wanted = {helper.conn.fileno(): helper for helper in self.helpers
+                  if helper in self.starting or helper.downloads}
         if wanted.keys() != self.listening.keys():
             for fd in self.listening.keys() - wanted.keys():
                 self.poller.unregister(fd)
@@ -193,35 +198,31 @@ class PrefetchPool:
             if download.state in (FAILED, VANISHED):
                 return None
             self._check_cancel()
-            helper = download.helper
-            if helper is None:  # queued again after its helper died: resume
+            if download.helper is None:  # queued again after its helper died: resume
                 self.wait_settled(download)
                 continue
-            if helper.ready(0.2):
-                self._receive(helper)
-            else:
-                self._watch(helper)
-            self.pump(0.0)
-        return download.chunks.popleft()
+            self.pump(0.2)
+        chunk = download.chunks.popleft()
+        helper = download.helper
+        if helper is not None and download.state == STREAMING:
+            helper.send(("more", download.seq, 1))
+        return chunk
 
     def release(self, download):
-        """Forget a download; a helper still sending it is ended (Bareos stopped reading)."""
+        """Forget a download; a helper still sending it is told to stop (Bareos stopped reading)."""
         self.held.pop(download.seq, None)
         self._unreserve(download)
         download.data = None
         download.chunks.clear()
         if download.state == QUEUED and download in self.queue:
             self.queue.remove(download)
-        helper = download.helper
-        if helper is not None and helper.download is download:
-            self._drop_helper(helper)
+        self._withdraw(download)
 
     def close(self):
         """End every helper (also on cancel); waits for all of them."""
         stop_all(self.helpers)
         self.helpers = []
         self.starting.clear()
-        self.idle.clear()
         self.poller = select.poll()
         self.listening = {}
 
@@ -235,47 +236,73 @@ class PrefetchPool:
         self.floor = download.seq
         if download.state != QUEUED:
             return
-        if not self.idle and not self.starting:
-            self._free_a_helper()
+        if not self._free_slots() and not self.starting:
+            self._free_a_slot()
         if download in self.queue:
             self.queue.remove(download)
         self.held[download.seq] = download
         self.queue.appendleft(download)
 
-    def _free_a_helper(self):
-        """Bareos waits and every helper holds a later, paused stream: end the last one."""
-        if len(self.helpers) < self.max_workers:
+    def _free_slots(self):
+        return sum(self.slots - len(h.downloads) for h in self.helpers if h not in self.starting)
+
+    def _free_a_slot(self):
+        """Bareos waits and every slot holds a later, paused stream: withdraw the last one."""
+        if len(self.helpers) < self.max_helpers:
             return
-        busy = [h for h in self.helpers if h.download is not None]
-        paused = [h for h in busy if h.download.state == STREAMING]
+        busy = [d for h in self.helpers for d in h.downloads.values()]
+        paused = [d for d in busy if d.state == STREAMING]
         if paused and len(paused) == len(busy):
-            victim = max(paused, key=lambda h: h.download.seq)
-            download = victim.download
-            self._drop_helper(victim)
-            self._requeue(download, front=False)
+            victim = max(paused, key=lambda d: d.seq)
+            self._withdraw(victim)
+            self._requeue(victim, front=False)
+
+    def _withdraw(self, download):
+        """Take ``download`` from its helper, which is told to drop it."""
+        helper = download.helper
+        download.helper = None
+        if helper is None or helper.downloads.pop(download.seq, None) is None:
+            return
+        helper.dropped.add(download.seq)
+        try:
+            helper.send(("cancel", download.seq))
+        except (OSError, ValueError):
+            self._helper_died(helper, "a fetch process ended unexpectedly")
 
     def _start_helpers(self):
         if self.start_error:
             return
         # Helpers still starting count as capacity: start only what the queue still lacks.
-        wanted = min(self.max_workers, len(self.helpers) + len(self.queue) - len(self.starting))
+        in_flight = sum(len(h.downloads) for h in self.helpers)
+        wanted = min(self.max_helpers, -(-(in_flight + len(self.queue)) // self.slots))
         while len(self.helpers) < wanted:
             try:
-                helper = Helper("bareos-libcloud-prefetch", self.target, self.config, self.python, self.cancelled)
+                helper = Helper("bareos-libcloud-fetch", self.target, self.config, self.python, self.cancelled)
             except HelperStartError as exc:
                 self.start_error = str(exc)
                 return
             except Exception as exc:  # noqa: BLE001 - reported through PoolFailed
-                self.start_error = "cannot start a prefetch process: %s" % exc
+                self.start_error = "cannot start a fetch process: %s" % exc
                 return
-            helper.download = None
+            helper.downloads = {}  # seq -> Download it runs
+            helper.dropped = set()  # seqs withdrawn from it: what still comes for them is ignored
             self.helpers.append(helper)
             self.starting.add(helper)
 
+    def _helper_with_room(self):
+        best, room = None, 0
+        for helper in self.helpers:
+            if helper not in self.starting and self.slots - len(helper.downloads) > room:
+                best, room = helper, self.slots - len(helper.downloads)
+        return best
+
     def _dispatch(self):
-        if self.queue and not self.idle:
+        if self.queue and not self._free_slots():
             self._start_helpers()
-        while self.queue and self.idle:
+        while self.queue:
+            helper = self._helper_with_room()
+            if helper is None:
+                return
             download = self.queue[0]
             resume = download.received > 0
             size = 0 if resume else min(download.listed["size"], self.inline_limit)
@@ -287,26 +314,28 @@ class PrefetchPool:
             if over_budget and download.seq > self.floor:
                 return
             self.queue.popleft()
-            helper = self.idle.popleft()
             download.state = RUNNING
             download.helper = helper
             self._unreserve(download)
             download.reserved = reserve
             download.last_heard = time.monotonic()
             self.reserved += reserve
-            helper.download = download
+            helper.downloads[download.seq] = download
             # The helper may hold what was reserved (plus at most GROWTH_SLACK): an object that
             # grew more since the listing comes as a stream, which flows as fast as Bareos reads.
             limit = max(size, min(self.inline_limit, GROWTH_SLACK))
-            helper.send(("get", download.seq, download.bucket, download.key, download.listed, limit,
-                         download.received, download.etag if resume else download.if_match))
+            try:
+                helper.send(("get", download.seq, download.bucket, download.key, download.listed, limit,
+                             download.received, download.etag if resume else download.if_match))
+            except (OSError, ValueError):
+                self._helper_died(helper, "a fetch process ended unexpectedly")
 
     # -- receiving -------------------------------------------------------------------------
     def _receive(self, helper):
         try:
             message = helper.conn.recv()
         except (EOFError, OSError):
-            self._helper_died(helper, "a prefetch process ended unexpectedly")
+            self._helper_died(helper, "a fetch process ended unexpectedly")
             return
         kind = message[0]
         if kind == "debug":
@@ -317,38 +346,41 @@ class PrefetchPool:
             return
         if kind == "started":
             self.starting.discard(helper)
-            self.idle.append(helper)
             return
-        download = helper.download
         if kind == "fatal":
-            if download is not None:  # a crash while it read an object: that one goes on elsewhere
+            if helper.downloads:  # a crash while it read objects: they go on elsewhere
                 self._helper_died(helper, message[1])
                 return
             self.start_error = message[1]
             self._drop_helper(helper)
             return
-        if download is None or message[1] != download.seq:
-            # An answer to no question, or to another one: this helper cannot be trusted again.
-            self._helper_died(helper, "a prefetch process answered for another object (%r, expected %s)"
-                              % (message[:2], download.seq if download is not None else "none"))
-            return
+        download = helper.downloads.get(message[1])
         payload = None
         if kind in ("object", "data"):
             try:
                 payload = _receive_bytes(helper.conn, message[-1])
             except (EOFError, OSError):
-                self._helper_died(helper, "a prefetch process ended unexpectedly")
+                self._helper_died(helper, "a fetch process ended unexpectedly")
                 return
+        if download is None and message[1] in helper.dropped:
+            if kind in ("object", "end", "vanished", "error"):
+                helper.dropped.discard(message[1])
+            return  # a download withdrawn from it: its last words are not wanted
+        if download is None or (kind in ("object", "begin") and message[2] != download.key):
+            # An answer to no question, or to another one: this helper cannot be trusted again.
+            self._helper_died(helper, "a fetch process answered for another object (%r, expected %s)"
+                              % (message[:3], sorted(helper.downloads)))
+            return
         download.last_heard = time.monotonic()
         if kind == "object":
-            _, _, download.size, download.mtime, download.etag, _ = message
+            _, _, _, download.size, download.mtime, download.etag, _ = message
             download.data = payload
             self._unreserve(download)
             download.reserved = len(payload)
             self.reserved += download.reserved
             self._finish(helper, download, COMPLETE)
         elif kind == "begin":
-            _, _, download.size, download.mtime, download.etag = message
+            _, _, _, download.size, download.mtime, download.etag = message
             download.state = STREAMING
             self._unreserve(download)
             download.reserved = STREAM_HOLD
@@ -369,38 +401,37 @@ class PrefetchPool:
     def _finish(self, helper, download, state):
         download.state = state
         download.helper = None
-        helper.download = None
-        self.idle.append(helper)
+        helper.downloads.pop(download.seq, None)
 
     def _unreserve(self, download):
         self.reserved -= download.reserved
         download.reserved = 0
 
     # -- failures --------------------------------------------------------------------------
-    def _watch(self, helper):
-        download = helper.download
-        if download is not None and time.monotonic() - download.last_heard > self.stall_seconds:
-            self._helper_died(helper, "no data from the object store for %d s" % self.stall_seconds)
-
     def _watchdog(self):
+        now = time.monotonic()
         for helper in list(self.helpers):
-            if helper.download is not None and helper.download.state == RUNNING:
-                self._watch(helper)
+            for download in list(helper.downloads.values()):
+                if download.state == RUNNING and now - download.last_heard > self.stall_seconds:
+                    self._helper_died(helper, "no data from the object store for %d s" % self.stall_seconds)
+                    break
 
     def _helper_died(self, helper, text):
-        download = helper.download
+        downloads = list(helper.downloads.values())
         self._drop_helper(helper)
-        if download is None or download.state not in (RUNNING, STREAMING):
-            return
-        download.restarts += 1
-        if download.restarts > MAX_RESTARTS:
-            download.error = "%s (%d times)" % (text, download.restarts)
-            download.state = FAILED
-            return
-        self.faults.count(RESUMED if download.received else RETRIED,
-                          "%s; %s/%s continues in another process at byte %d"
-                          % (text, download.bucket, download.key, download.received))
-        self._requeue(download, front=True)
+        for download in sorted(downloads, key=lambda d: d.seq, reverse=True):
+            download.helper = None
+            if download.state not in (RUNNING, STREAMING):
+                continue
+            download.restarts += 1
+            if download.restarts > MAX_RESTARTS:
+                download.error = "%s (%d times)" % (text, download.restarts)
+                download.state = FAILED
+                continue
+            self.faults.count(RESUMED if download.received else RETRIED,
+                              "%s; %s/%s continues in another process at byte %d"
+                              % (text, download.bucket, download.key, download.received))
+            self._requeue(download, front=True)
 
     def _requeue(self, download, front):
         """Queue a download again; a begun stream keeps its bytes and resumes after them."""
@@ -417,9 +448,7 @@ class PrefetchPool:
 
     def _drop_helper(self, helper):
         helper.kill()
-        helper.download = None
+        helper.downloads = {}
         self.starting.discard(helper)
-        if helper in self.idle:
-            self.idle.remove(helper)
         if helper in self.helpers:
             self.helpers.remove(helper)

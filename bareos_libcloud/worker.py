@@ -56,23 +56,25 @@ The lister's config (backup.BackupSession) adds to the connection's: ``prefix``,
 (the change policy's, 0 in a Full), ``accurate``, ``estimate``, ``archived``, ``restore_tier``,
 ``restore_days`` and ``restore_state`` (``(path, level, job id)`` of the state file, or None).
 
-Job -> prefetcher: ``("get", seq, bucket, key, listed, inline_limit, start, etag)`` or
-``("stop",)``.  ``start`` > 0 continues a stream another prefetcher began (``etag``: the
-version it read); ``etag`` with ``start`` 0 asks for that version only (``If-Match``: an object
-whose listed attributes Bareos has already, fetch.ChangedSinceListed if it changed).
-Prefetcher -> job, ``("started", pid)`` once, then for each "get" one of::
+Job -> fetch helper (fetcher.py), up to its ``slots`` downloads at once:
+``("get", seq, bucket, key, listed, inline_limit, start, etag)``; ``start`` > 0 continues a
+stream another helper began (``etag``: the version it read); ``etag`` with ``start`` 0 asks for
+that version only (``If-Match``: an object whose listed attributes Bareos has already,
+fetch.ChangedSinceListed if it changed).  ``("more", seq, n)``: the stream may send ``n`` more
+chunks (it starts with fetcher.WINDOW).  ``("cancel", seq)``: Bareos no longer wants it (the job
+ignores whatever still comes for it).  ``("stop",)``.
+Fetch helper -> job, ``("started", pid)`` once, then for each "get" one of::
 
-    ("object", seq, size, mtime, etag, n) + n raw bytes   the whole object (fit in inline_limit)
-    ("begin", seq, size, mtime, etag)          a stream follows (size None: the GET did not
-    ("data", seq, n) + n raw bytes ...         state it, the listed one holds):
-    ("end", seq)                               size and MD5 checked, the last data was withheld
-                                               until then
+    ("object", seq, key, size, mtime, etag, n) + n raw bytes   the whole object (fit in inline_limit)
+    ("begin", seq, key, size, mtime, etag)     a stream follows (size None: the GET did not
+    ("data", seq, n) + n raw bytes ...         state it, the listed one holds), one "data"
+    ("end", seq)                               per credit; "end": size and MD5 checked, the
+                                               last data was withheld until then
     ("vanished", seq)                          404 before the first byte
     ("error", seq, text)                       after "begin" too: the stream is broken
 
-Object bytes follow their header as ``n`` raw bytes on the pipe (no pickle, no framing), so that
-the job reads them straight into the bytearray it hands to Bareos (``os.readv``).
-
+"object" and "begin" name the key as well: the downloads of one helper share its pipe, and an
+answer under another download's ``seq`` must not pass for that download's.
 Job -> signer: ``("sign", ident, bucket, key, start, etag, with_key, region)`` (``etag``:
 ``If-Match``, as for a "get"; ``with_key``: the GET brings the SSE-C customer key; ``region``:
 None, or the region the bucket answered that it is in, to sign for from then on); signer -> job:
@@ -87,12 +89,7 @@ import sys
 
 from . import driver as driver_mod
 from . import fetch, listing
-from .retry import RETRIED, RetryPolicy
-
-#: Times an object is read again from the start when it changed while it was read, its bytes did
-#: not match its MD5, or its transfer broke where it cannot resume, before any byte went to the job.
-REREADS = 2
-
+from .retry import RetryPolicy
 
 def _identify(name):
     """Name this process for ps and top (``libcloud-fetch`` ...), and have Linux end it if its
@@ -155,99 +152,6 @@ def _report_crash(conn, config, what, exc):
         pass
 
 
-def _send_object(conn, drv, retry, request):
-    """Send one object, reading it again from the start if it changed before any byte went out."""
-    for attempt in range(REREADS + 1):
-        outcome = _try_send_object(conn, drv, retry, request, last=attempt == REREADS)
-        if outcome != "again":
-            return
-
-
-def _give_back_memory():
-    """Return freed heap memory to the system (malloc keeps large freed buffers resident)."""
-    try:
-        import ctypes
-
-        ctypes.CDLL(None).malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
-
-
-def _send_raw(conn, data):
-    view = memoryview(data)
-    while view:
-        view = view[os.write(conn.fileno(), view):]
-
-
-def _send_data(conn, seq, chunk):
-    conn.send(("data", seq, len(chunk)))
-    _send_raw(conn, chunk)
-
-
-def _too_big(stream, held, limit):
-    known = stream.size if stream.size is not None and stream.size >= 0 else None
-    return (known is not None and known > limit) or held > limit
-
-
-def _try_send_object(conn, drv, retry, request, last):
-    _, seq, bucket, key, listed, inline_limit, start, etag = request
-    parts, held, began = [], 0, False
-    # A stream's newest chunk waits for the next one, and the last one until read_object has
-    # checked size and MD5: bareos-fd catalogs a failed read with the object's full size
-    # (real-fd-trace 7), so a bad copy must come out short of it, where a restore sees it.
-    withheld = None
-    announced, total = None, start
-    try:
-        for stream, chunk in fetch.read_object(drv, bucket, key, listed, retry, start, etag):
-            total += len(chunk)
-            if not began and (start > 0 or _too_big(stream, held + len(chunk), inline_limit)):
-                announced = stream.size if stream.size is not None and stream.size >= 0 else None
-                conn.send(("begin", seq, announced, stream.mtime, stream.etag))
-                began = True
-                withheld = parts.pop() if parts else None
-                for part in parts:
-                    _send_data(conn, seq, part)
-                parts = []
-            if not chunk:
-                continue
-            if began:
-                if withheld is not None:
-                    _send_data(conn, seq, withheld)
-                withheld = chunk
-            else:
-                parts.append(chunk)
-                held += len(chunk)
-    except fetch.ObjectVanished:
-        conn.send(("error", seq, "the object was deleted while it was read") if began else ("vanished", seq))
-        return "done"
-    except (fetch.ObjectChanged, fetch.CorruptRead, fetch.BrokenTransfer) as exc:
-        if not began and not last:
-            retry.note(RETRIED, "reading %r again from the start: %s" % (key, exc))
-            return "again"
-        conn.send(("error", seq, str(exc)))
-        return "done"
-    except fetch.FetchError as exc:
-        conn.send(("error", seq, str(exc)))
-        return "done"
-    if began:
-        if announced is None and total < (listed.get("size") or 0):
-            # No size from the GET (outside the S3 family): Bareos catalogs the listed one.
-            conn.send(("error", seq, "the object changed while it was read: %d bytes, %d listed"
-                       % (total, listed["size"])))
-            return "done"
-        if withheld is not None:
-            _send_data(conn, seq, withheld)
-        conn.send(("end", seq))
-    else:
-        conn.send(("object", seq, held, stream.mtime, stream.etag, held))
-        for part in parts:
-            _send_raw(conn, part)
-        if held > 1024 * 1024:
-            parts.clear()
-            _give_back_memory()
-    return "done"
-
-
 def _serve(conn, config, what, name, body):
     """Run ``body(drv)`` with a driver; a crash becomes one "fatal" message, never a traceback."""
     _identify(name)
@@ -299,13 +203,8 @@ def signer_main(conn, config):
     _serve(conn, config, "the signing process", "libcloud-sign", sign)
 
 
-def prefetcher_main(conn, config):
-    """Download the objects the job asks for, one at a time, in the order asked."""
+def fetcher_main(conn, config):
+    """Download the objects the job asks for, many at a time (fetcher.py)."""
+    from . import fetcher
 
-    def fetch_all(drv):
-        retry = _retry_policy(conn, config)
-        conn.send(("started", os.getpid()))
-        for message in _requests(conn, "get"):
-            _send_object(conn, drv, retry, message)
-
-    _serve(conn, config, "a prefetch process", "libcloud-fetch", fetch_all)
+    _serve(conn, config, "a fetch process", "libcloud-fetch", lambda drv: fetcher.serve(conn, drv, config))

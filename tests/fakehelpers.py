@@ -58,12 +58,12 @@ def wrong_id_signer_main(conn, config):
     worker.signer_main(_Wrapped(conn, change), config)
 
 
-def wrong_seq_prefetcher_main(conn, config):
-    """A prefetcher that announces its first object under another download's ``seq``."""
+def wrong_seq_fetcher_main(conn, config):
+    """A fetch helper that announces its first object under another download's ``seq``."""
 
     def change(message):
         if message[0] in ("object", "begin") and _first_time(config):
             return (message[0], message[1] + 1) + tuple(message[2:])
         return message
 
-    worker.prefetcher_main(_Wrapped(conn, change), config)
+    worker.fetcher_main(_Wrapped(conn, change), config)

@@ -172,7 +172,7 @@ def test_where_the_driver_cannot_resume_a_broken_transfer_is_read_again(azurite,
     from multiprocessing.connection import Pipe
 
     # imported here: the emulator's jobs purge and re-import the package's modules
-    from bareos_libcloud import driver, fetch, worker
+    from bareos_libcloud import driver, fetch, fetcher
     from bareos_libcloud.retry import RetryPolicy
 
     data = os.urandom(300000)
@@ -186,7 +186,8 @@ def test_where_the_driver_cannot_resume_a_broken_transfer_is_read_again(azurite,
     socket.setdefaulttimeout(before)  # make_driver sets it for the helper process it runs in
     ours, theirs = Pipe(duplex=True)
     request = ("get", 1, bucket_name, "k", {"size": len(data), "mtime": None, "etag": etag}, MiB, 0, None)
-    sender = threading.Thread(target=worker._send_object, args=(theirs, drv, RetryPolicy(1, 0.1), request))
+    channel = fetcher.Channel(fetcher.Outbox(theirs), fetcher.Credits(), 1)
+    sender = threading.Thread(target=fetcher.send_object, args=(channel, drv, RetryPolicy(1, 0.1), request))
     sender.start()  # the pipe holds less than the object: read while it sends
     message = ours.recv()
     received = bytearray()

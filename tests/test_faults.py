@@ -267,7 +267,7 @@ def _prefetchers():
 
 
 def kill_the_prefetcher_streaming(key):
-    """A started thread that SIGKILLs the prefetch process streaming ``key`` once part of it has
+    """A started thread that SIGKILLs the fetch process streaming ``key`` once part of it has
     reached the job, and the list that then holds its pid."""
     killed = []
 
@@ -275,8 +275,8 @@ def kill_the_prefetcher_streaming(key):
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             for helper in _prefetchers():
-                download = getattr(helper, "download", None)
-                if download is not None and download.key == key and download.received > 0:
+                downloads = list(getattr(helper, "downloads", {}).values())
+                if any(download.key == key and download.received > 0 for download in downloads):
                     os.kill(helper.process.pid, signal.SIGKILL)
                     killed.append(helper.process.pid)
                     return
@@ -318,8 +318,7 @@ class _Carried:
     def _watch(self):
         while not self.done:
             for helper in _prefetchers():
-                download = getattr(helper, "download", None)
-                if download is not None:
+                for download in list(getattr(helper, "downloads", {}).values()):
                     self.keys.add(download.key)
             time.sleep(0.005)
 
@@ -531,9 +530,9 @@ def test_resumed_streams_give_their_memory_back(moto, proxy, fd, bucket_name, mo
         if pool not in pools:
             pools.append(pool)
         for helper in list(pool.helpers):
-            download = getattr(helper, "download", None)
+            download = next((d for d in getattr(helper, "downloads", {}).values() if d.key == "big"), None)
             reached = kills[-1] if kills else 0
-            if len(kills) < 3 and download is not None and download.key == "big" and download.received > reached:
+            if len(kills) < 3 and download is not None and download.received > reached:
                 try:
                     if helper.process.pid in pids:
                         continue

@@ -38,8 +38,9 @@ def test_a_key_with_dot_segments_says_why_access_was_denied():
 
 
 def _stream_through_a_prefetcher(moto, bucket, key, listed_size, monkeypatch, etag=None, texts=None):
-    """worker._try_send_object in this process, on the generic (non-S3) branch of fetch, against
-    the real server: the messages a prefetcher sends for a stream, and the bytes it sent.
+    """fetcher._try_send_object in this process, on the generic (non-S3) branch of fetch, against
+    the real server: the messages a fetch helper sends for a stream (granted a credit for each
+    chunk read, as the job does), and the bytes it sent.
     ``etag``: the version asked for (as for an object read on demand); ``texts`` gets the
     messages' texts."""
     import os
@@ -47,7 +48,7 @@ def _stream_through_a_prefetcher(moto, bucket, key, listed_size, monkeypatch, et
     from multiprocessing.connection import Pipe
 
     # imported here: the emulator's jobs purge and re-import the package's modules
-    from bareos_libcloud import driver, worker
+    from bareos_libcloud import driver, fetcher
     from bareos_libcloud import fetch as current_fetch
     from bareos_libcloud.retry import RetryPolicy
 
@@ -59,8 +60,10 @@ def _stream_through_a_prefetcher(moto, bucket, key, listed_size, monkeypatch, et
                                                  port=moto.port, secure=False, region=moto.region), 30)
     ours, theirs = Pipe(duplex=True)
     request = ("get", 7, bucket, key, {"size": listed_size, "mtime": None, "etag": etag}, 64 * 1024, 0, etag)
-    sender = threading.Thread(target=worker._try_send_object,
-                              args=(theirs, drv, RetryPolicy(1, 0.1), request, True))
+    credits = fetcher.Credits()
+    channel = fetcher.Channel(fetcher.Outbox(theirs), credits, 7)
+    sender = threading.Thread(target=fetcher._try_send_object,
+                              args=(channel, drv, RetryPolicy(1, 0.1), request, True))
     sender.start()  # the pipe holds less than the object: read while it sends
     messages, sent = [], 0
     while not messages or messages[-1] not in ("end", "error"):
@@ -73,6 +76,7 @@ def _stream_through_a_prefetcher(moto, bucket, key, listed_size, monkeypatch, et
             while left:
                 left -= len(os.read(ours.fileno(), left))
             sent += message[-1]
+            credits.grant(7, 1)
     sender.join()
     socket.setdefaulttimeout(before)  # make_driver sets it for the helper process it runs in
     return messages, sent

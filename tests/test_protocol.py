@@ -97,7 +97,7 @@ def test_a_prefetcher_answering_for_another_download_is_ended(moto, bucket_name,
     faults = retry.FaultCounts()
     pool = prefetch.PrefetchPool(config, python_executable(), workers=1, queue_size=4, memory_budget=64 * MiB,
                                  inline_limit=MiB, stall_seconds=600, cancelled=threading.Event(), faults=faults,
-                                 target=fakehelpers.wrong_seq_prefetcher_main)
+                                 target=fakehelpers.wrong_seq_fetcher_main)
     try:
         download = prefetch.Download(1, bucket_name, "a", {"size": len(a), "mtime": None, "etag": None, "md5": None})
         pool.add(download)
