@@ -140,6 +140,7 @@ class PrefetchPool:
         self.start_error = None
         self.poller = select.poll()
         self.listening = {}  # pipe fd -> helper, what self.poller watches
+        self.next_watch = 0.0  # when the watchdog looks for stalled downloads next
 
     # -- admission -------------------------------------------------------------------------
     def has_room(self):
@@ -297,7 +298,9 @@ class PrefetchPool:
         return best
 
     def _dispatch(self):
-        if self.queue and not self._free_slots():
+        if not self.queue:
+            return
+        if not self._free_slots():
             self._start_helpers()
         while self.queue:
             helper = self._helper_with_room()
@@ -410,6 +413,9 @@ class PrefetchPool:
     # -- failures --------------------------------------------------------------------------
     def _watchdog(self):
         now = time.monotonic()
+        if now < self.next_watch:
+            return
+        self.next_watch = now + 1.0  # pump runs several times per object: look once a second
         for helper in list(self.helpers):
             for download in list(helper.downloads.values()):
                 if download.state == RUNNING and now - download.last_heard > self.stall_seconds:
