@@ -1,7 +1,7 @@
 """Small objects of the S3 family through libcurl's multi interface (runs in a fetch helper).
 
 One thread keeps every transfer in flight at once; libcurl parses HTTP in C and keeps the
-connections alive.  libcloud still builds and signs each GET (transport.signed_get, with the
+connections alive.  libcloud still builds and signs each GET (transport.QuickSigner, with the
 SigV4 key cached for the day), so regions, session tokens and signature versions are libcloud's.
 
 This path settles only the plain case: a 200 whose body has the announced size and, where the
@@ -18,7 +18,7 @@ import pycurl
 from . import driver as driver_mod
 from . import fetch
 from .retry import RETRIED
-from .transport import cache_signing_key, signed_get
+from .transport import QuickSigner, cache_signing_key
 
 #: libcurl's errors that are not worth another request (the others: a network fault, retried).
 _NOT_TRANSIENT = {pycurl.E_FILESIZE_EXCEEDED, pycurl.E_WRITE_ERROR}
@@ -37,7 +37,7 @@ class CurlPath:
         self.spare = []
         self.running = {}  # seq -> easy handle
         self.followed = set()  # seqs sent again for their bucket's region
-        cache_signing_key(drv)
+        self.signers = {}  # driver (the home one, one per region followed) -> its QuickSigner
 
     # -- the loop's interface ---------------------------------------------------------------
     def busy(self):
@@ -55,8 +55,11 @@ class CurlPath:
         if start or (listed.get("size") or 0) > limit:
             return False
         drv = driver_mod.driver_for_bucket(self.drv, bucket)
-        signed = signed_get(drv, drv._get_object_path(fetch._container(drv, bucket), key),
-                            fetch.range_headers(0, etag))
+        signer = self.signers.get(drv)
+        if signer is None:
+            cache_signing_key(drv)
+            signer = self.signers[drv] = QuickSigner(drv)
+        signed = signer.sign(drv._get_object_path(fetch._container(drv, bucket), key), fetch.range_headers(0, etag))
         handle = self.spare.pop() if self.spare else self._new_handle()
         handle.request = request
         handle.body = bytearray()
@@ -183,7 +186,6 @@ class CurlPath:
             except fetch.FetchError as exc:
                 self.outbox.send(("error", seq, self.outbox.scrub(str(exc))))
                 return True
-            cache_signing_key(driver_mod.driver_for_bucket(self.drv, bucket))
         self.followed.add(seq)
         return self.add(request)
 

@@ -243,3 +243,63 @@ def cache_signing_key(drv):
 
     cached.cached = True
     signer._get_key_to_sign_with = cached
+
+
+class QuickSigner:
+    """signed_get for many GETs: libcloud's own hooks build and sign each request
+    (``add_default_params``, ``add_default_headers``, ``pre_connect_hook``, where the signature is
+    made), without the rest of ``Connection.request`` (a recording transport and a response
+    object per call: two thirds of signed_get's CPU).
+
+    The first request is signed both ways and compared: where the two differ (a libcloud
+    version or driver whose ``request`` adds something else), every request goes through
+    signed_get.
+    """
+
+    TRIES = 3  # the two signatures may fall on either side of a second
+
+    def __init__(self, drv):
+        self.drv = drv
+        self.checked = False
+        self.agrees = False
+        connection = drv.connection
+        port = int(connection.port)
+        self.host_header = connection.host if port in (80, 443) else "%s:%d" % (connection.host, port)
+        self.agent = connection._user_agent()
+
+    def sign(self, path, headers):
+        if not self.checked:
+            self.checked = True
+            self.agrees = any(self._quick(path, headers) == signed_get(self.drv, path, headers)
+                              for _ in range(self.TRIES))
+        if not self.agrees:
+            return signed_get(self.drv, path, headers)
+        return self._quick(path, headers)
+
+    def _quick(self, path, extra):
+        import libcloud.security
+        from urllib.parse import urlencode
+
+        connection = self.drv.connection
+        action = connection.morph_action_hook(path)
+        connection.action, connection.method, connection.data = action, "GET", None
+        params = connection.add_default_params({})
+        headers = connection.add_default_headers(dict(extra))
+        headers["User-Agent"] = self.agent
+        headers["Accept-Encoding"] = "gzip,deflate"
+        headers["Host"] = self.host_header
+        params, headers = connection.pre_connect_hook(params, headers)
+        url = action
+        if params:
+            url = ("&" if "?" in action else "?").join((action, urlencode(params, doseq=True)))
+        method, target, headers = _on_the_wire("GET", url, headers)
+        return {
+            "secure": bool(connection.secure),
+            "host": connection.host,
+            "port": int(connection.port),
+            "method": method,
+            "target": target,
+            "headers": headers,
+            "verify": bool(libcloud.security.VERIFY_SSL_CERT),
+            "cafile": libcloud.security.CA_CERTS_PATH,
+        }
