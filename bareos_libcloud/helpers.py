@@ -18,8 +18,9 @@ import time
 
 _CONTEXT = None
 #: What the fork server imports before it forks helpers (an ImportError there is ignored).
-PRELOAD = ["bareos_libcloud.worker", "bareos_libcloud.fetcher", "bareos_libcloud.curlfetch",
-           "bareos_libcloud.listing", "libcloud.storage.drivers.s3"]
+#: Not pycurl (bareos_libcloud.curlfetch): only a fetch helper needs it, and an incremental that
+#: finds nothing changed starts none (the server's imports are most of a job's start-up).
+PRELOAD = ["bareos_libcloud.worker", "bareos_libcloud.fetcher", "libcloud.storage.drivers.s3"]
 #: Seconds the resource tracker may take to end at the job's end before it is killed.
 SERVER_GRACE = 5.0
 #: Seconds a helper may take to be forked (the first also waits for the server's imports).
