@@ -14,7 +14,7 @@ PROBE = r"""
 import sys, importlib
 before = set(sys.modules)
 sys.modules['bareosfd'] = type(sys)('bareosfd')
-importlib.import_module('bareos_libcloud.plugin')
+importlib.import_module('bareos_libcloud.job.plugin')
 new = sorted(set(sys.modules) - before)
 third_party = [m for m in new if m.split('.')[0] not in sys.stdlib_module_names
                and m.split('.')[0] not in ('bareos_libcloud', 'bareosfd', '__mp_main__')]
@@ -32,8 +32,8 @@ def test_job_side_imports_only_stdlib():
 ERROR_PATH_PROBE = r"""
 import http.client, socket, sys, importlib
 sys.modules['bareosfd'] = type(sys)('bareosfd')
-importlib.import_module('bareos_libcloud.plugin')
-from bareos_libcloud import fetch
+importlib.import_module('bareos_libcloud.job.plugin')
+from bareos_libcloud.helper import fetch
 before = set(sys.modules)
 # what a direct stream on the job thread hands to fetch.translate when a transfer breaks
 got = [type(fetch.translate(exc, 'k')).__name__ for exc in (
@@ -59,7 +59,7 @@ def test_the_job_side_does_not_load_http_client_until_a_direct_stream():
     """Every job's sub-interpreter imports the plugin afresh; http.client (and ssl, email with
     it) is needed only by direct streams of large objects."""
     probe = ("import sys, importlib; sys.modules['bareosfd'] = type(sys)('bareosfd'); "
-             "importlib.import_module('bareos_libcloud.plugin'); "
+             "importlib.import_module('bareos_libcloud.job.plugin'); "
              "print(' '.join(m for m in ('http.client', 'ssl', 'email.parser') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True,
                          check=True).stdout.strip()

@@ -1,4 +1,4 @@
-"""The lean transport (bareos_libcloud/transport.py) under libcloud, against moto through the
+"""The lean transport (bareos_libcloud/helper/transport.py) under libcloud, against moto through the
 fault proxy: keep-alive reuse, a connection the server closed while idle, an abandoned body."""
 
 import socket
@@ -7,8 +7,8 @@ import pytest
 
 from faultproxy import FaultProxy
 
-from bareos_libcloud import driver as driver_mod
-from bareos_libcloud import fetch
+from bareos_libcloud.helper import driver as driver_mod
+from bareos_libcloud.helper import fetch
 from bareos_libcloud.retry import RetryPolicy
 
 OBJECTS = {"one": b"1" * 1000, "two": b"2" * 300000, "three": b""}
@@ -34,7 +34,7 @@ def proxied(s3, bucket_name):
 def is_lean(drv):
     # By name: the emulator imports the plugin's modules afresh for each job, as bareos-fd does.
     transport = type(drv.connection.connection)
-    return (transport.__module__, transport.__name__) == ("bareos_libcloud.transport", "LeanConnection")
+    return (transport.__module__, transport.__name__) == ("bareos_libcloud.helper.transport", "LeanConnection")
 
 
 def read(drv, bucket, key):

@@ -8,16 +8,16 @@ stream) by :class:`ChangePolicy`; downloads go to the :class:`~.prefetch.Prefetc
 import collections
 import time
 
-from . import naming, selection
-from .archive import KeptNames, RestoreState
+from .. import naming, selection
+from ..archive import KeptNames, RestoreState
+from ..helper.worker import lister_main
+from ..retry import FaultCounts, RetryPolicy
+from ..shards import in_shard
 from .direct import DirectDownload, Signer
 from .helpers import Helper, HelperStartError
 from .joblog import plural
 from .prefetch import FAILED, VANISHED, Download, JobCancelled, PrefetchPool, changed_since_listed
-from .retry import FaultCounts, RetryPolicy
-from .shards import in_shard
 from .streaming import ObjectReader
-from .worker import lister_main
 
 SKIP, DECLARE, PREFETCH, STREAM = "skip", "declare", "prefetch", "stream"
 #: Archived objects named in the job log, per line.

@@ -22,10 +22,10 @@ import os
 import select
 import time
 
-from .fetch import ChangedSinceListed
+from ..helper.fetch import ChangedSinceListed
+from ..helper.worker import fetcher_main
+from ..retry import RESUMED, RETRIED, FaultCounts
 from .helpers import Helper, HelperStartError, stop_all
-from .retry import RESUMED, RETRIED, FaultCounts
-from .worker import fetcher_main
 
 QUEUED, RUNNING, COMPLETE, STREAMING, ENDED, VANISHED, FAILED = range(7)
 MAX_RESTARTS = 3

@@ -24,8 +24,8 @@ import hashlib
 import re
 import sys
 
+from ..retry import RESUMED, Transient, is_transient_status
 from .driver import is_s3_family
-from .retry import RESUMED, Transient, is_transient_status
 
 #: Bytes per chunk: Bareos reads 256 KiB at a time, so a chunk goes to Bareos without slicing.
 CHUNK_SIZE = 256 * 1024
@@ -159,7 +159,7 @@ def describe(status, headers, start, key="", body=None, sent_key=False):
     job's direct streams (direct.py) alike.  The size is -1 when the answer does not state it
     (no Content-Length).
     """
-    from .timeutil import to_epoch
+    from ..timeutil import to_epoch
 
     read = []
 

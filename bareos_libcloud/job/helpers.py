@@ -18,7 +18,7 @@ import time
 
 _CONTEXT = None
 #: What the fork server imports before it forks helpers (an ImportError there is ignored).
-PRELOAD = ["bareos_libcloud.worker", "libcloud.storage.drivers.s3"]
+PRELOAD = ["bareos_libcloud.helper.worker", "libcloud.storage.drivers.s3"]
 #: Seconds the resource tracker may take to end at the job's end before it is killed.
 SERVER_GRACE = 5.0
 #: Seconds a helper may take to be forked (the first also waits for the server's imports).

@@ -18,9 +18,9 @@ import queue
 import select
 import threading
 
+from ..retry import RETRIED, RetryPolicy
 from . import driver as driver_mod
 from . import fetch
-from .retry import RETRIED, RetryPolicy
 
 #: Times an object is read again from the start when it changed while it was read, its bytes did
 #: not match its MD5, or its transfer broke where it cannot resume, before any byte went to the job.

@@ -18,12 +18,12 @@ import hashlib
 import re
 from urllib.parse import unquote_plus
 
-from . import naming
-from .archive import RestoreState, name_hash, pack
+from .. import naming
+from ..archive import RestoreState, name_hash, pack
+from ..selection import AZURE_ARCHIVED, S3_ARCHIVED, Selection
+from ..shards import DELIMITER, in_shard, prefix_shard, shard_of
+from ..timeutil import to_epoch
 from .driver import is_s3_family
-from .selection import AZURE_ARCHIVED, S3_ARCHIVED, Selection
-from .shards import DELIMITER, in_shard, prefix_shard, shard_of
-from .timeutil import to_epoch
 
 BATCH = 1000
 #: Archived objects named per bucket in the lister's tally (the job names NAMES_SHOWN in all).
@@ -344,7 +344,7 @@ def _s3_pages(drv, container, prefix, retry, delimiter=None):
 
 def _is_transient(exc):
     from .fetch import translate
-    from .retry import Transient
+    from ..retry import Transient
 
     if _is_creds_error(exc) or _is_missing_bucket(exc):
         return False

@@ -87,9 +87,9 @@ A crash in any helper: ``("fatal", text)``, then its pipe closes.
 import os
 import sys
 
+from ..retry import RetryPolicy
 from . import driver as driver_mod
 from . import fetch, listing
-from .retry import RetryPolicy
 
 def _identify(name):
     """Name this process for ps and top (``libcloud-fetch`` ...), and have Linux end it if its

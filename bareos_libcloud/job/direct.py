@@ -23,11 +23,11 @@ import socket
 import threading
 import time
 
-from . import fetch
+from ..helper import fetch
+from ..helper.worker import signer_main
+from ..retry import RESUMED, RETRIED, Transient
 from .helpers import Helper, HelperStartError
 from .prefetch import ENDED, FAILED, QUEUED, STREAMING, VANISHED, JobCancelled
-from .retry import RESUMED, RETRIED, Transient
-from .worker import signer_main
 
 #: Seconds the signer may take to start (a fresh interpreter importing libcloud) or to answer.
 SIGNER_SECONDS = 60
