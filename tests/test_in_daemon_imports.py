@@ -33,10 +33,10 @@ ERROR_PATH_PROBE = r"""
 import http.client, socket, sys, importlib
 sys.modules['bareosfd'] = type(sys)('bareosfd')
 importlib.import_module('bareos_libcloud.job.plugin')
-from bareos_libcloud.helper import fetch
+from bareos_libcloud import answers
 before = set(sys.modules)
-# what a direct stream on the job thread hands to fetch.translate when a transfer breaks
-got = [type(fetch.translate(exc, 'k')).__name__ for exc in (
+# what a direct stream on the job thread hands to answers.translate when a transfer breaks
+got = [type(answers.translate(exc, 'k')).__name__ for exc in (
     ConnectionResetError('reset'), socket.timeout('timed out'), http.client.IncompleteRead(b'', 5),
     EOFError(), ValueError('odd'))]
 print(' '.join(got))

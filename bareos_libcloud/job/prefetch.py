@@ -22,7 +22,7 @@ import os
 import select
 import time
 
-from ..helper.fetch import ChangedSinceListed
+from ..answers import ChangedSinceListed
 from ..helper.worker import fetcher_main
 from ..retry import RESUMED, RETRIED, FaultCounts
 from .helpers import Helper, HelperStartError, stop_all
