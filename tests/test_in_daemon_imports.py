@@ -29,6 +29,26 @@ def test_job_side_imports_only_stdlib():
     assert out == "", "the job side imports third-party modules: %s" % out
 
 
+HELPER_PACKAGE_PROBE = r"""
+import sys, importlib, pkgutil
+sys.modules['bareosfd'] = type(sys)('bareosfd')
+job = importlib.import_module('bareos_libcloud.job')
+for module in pkgutil.iter_modules(job.__path__, 'bareos_libcloud.job.'):
+    importlib.import_module(module.name)
+print(' '.join(sorted(m for m in sys.modules if m.split('.')[:2] == ['bareos_libcloud', 'helper'])))
+"""
+
+
+def test_the_job_side_imports_nothing_of_the_helper_package():
+    """bareos_libcloud.helper is the helper processes' code (libcloud, pycurl, threads): the job
+    names the helpers' entry points through bareos_libcloud.protocol, which imports the helper
+    package only when it runs, in the helper."""
+    out = subprocess.run(
+        [sys.executable, "-c", HELPER_PACKAGE_PROBE], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert out == "", "the job side imports the helper package: %s" % out
+
+
 ERROR_PATH_PROBE = r"""
 import http.client, socket, sys, importlib
 sys.modules['bareosfd'] = type(sys)('bareosfd')

@@ -1,4 +1,4 @@
-"""The helper protocols' ids (worker.py): an answer is only ever taken for the request it names.
+"""The helper protocols' ids (protocol.py): an answer is only ever taken for the request it names.
 
 A helper that answers late or for another request is ended and never asked again; the job goes
 on with a new one.  Driven here against moto with helpers that misbehave on purpose

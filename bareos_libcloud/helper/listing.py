@@ -1,6 +1,6 @@
 """Which buckets and objects a job covers (runs in the lister process).
 
-Produces the lister's messages (see worker.py) in listing order, streaming: memory does not
+Produces the lister's messages (see protocol.py) in listing order, streaming: memory does not
 grow with the number of objects in a bucket.
 
 For the S3 family the pages are requested through libcloud's signed connection with
@@ -583,7 +583,7 @@ class Scope:
             self.new_requests = []
 
     def tally(self, complete):
-        """The bucket's tally for the job (see worker.py); ``complete``: the listing finished,
+        """The bucket's tally for the job (see protocol.py); ``complete``: the listing finished,
         so recorded requests of this line's keys that were not listed are gone."""
         self.flush()
         gone = []

@@ -10,7 +10,7 @@ import time
 
 from .. import naming, selection
 from ..archive import KeptNames, RestoreState
-from ..helper.worker import lister_main
+from ..protocol import lister_main
 from ..retry import FaultCounts, RetryPolicy
 from ..shards import in_shard
 from .direct import DirectDownload, Signer
@@ -365,7 +365,7 @@ class BackupSession:
             self.upcoming.append(item)
 
     def _tally(self, bucket, tally):
-        """What the lister did not send of a bucket (worker.py, "tally")."""
+        """What the lister did not send of a bucket (protocol.py, "tally")."""
         stats = self.stats
         stats.unchanged += tally["unchanged"]
         stats.vanished += tally["vanished"]

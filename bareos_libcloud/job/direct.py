@@ -24,7 +24,7 @@ import threading
 import time
 
 from .. import answers
-from ..helper.worker import signer_main
+from ..protocol import signer_main
 from ..retry import RESUMED, RETRIED, Transient
 from .helpers import Helper, HelperStartError
 from .prefetch import ENDED, FAILED, QUEUED, STREAMING, VANISHED, JobCancelled
@@ -46,7 +46,7 @@ class SignerLost(answers.FetchError):
 class Signer:
     """The signing helper process; ``available`` is False when direct streams cannot be used.
 
-    Every request carries an id that its answer must name (worker.py).  A signer that does not
+    Every request carries an id that its answer must name (protocol.py).  A signer that does not
     answer within SIGNER_SECONDS or answers with another id is killed at once: a late answer
     to one object's request must never be taken for the next object's (its bytes would be saved
     under the other name, and every check would pass).

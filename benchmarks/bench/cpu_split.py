@@ -37,7 +37,7 @@ def _frame_class(frame):
     low = frame.lower()
     if "pickle" in low or "multiprocessing/reduction.py" in frame:
         return "pickle"
-    if "multiprocessing/connection.py" in frame or "_send_raw (" in frame or "_send_data (" in frame:
+    if "multiprocessing/connection.py" in frame or "send_raw (" in frame or "_send_data (" in frame:
         return "pipe"
     if "hmac" in low or "signature" in low or "sign_" in low or "_sign" in low or "aws4" in low:
         return "sign"
