@@ -7,7 +7,7 @@ object; all the work lives in the ``bareos_libcloud`` package.
 
 import bareosfd
 
-from bareos_libcloud.plugin import BareosFdPluginLibcloud
+from bareos_libcloud.job.plugin import BareosFdPluginLibcloud
 
 plugin = None
 

@@ -1,6 +1,6 @@
 """Helper-process entry points that misbehave on purpose (tests/test_protocol.py).
 
-Each wraps the real entry point (bareos_libcloud.worker) and changes only what it sends, once
+Each wraps the real entry point (bareos_libcloud.helper.worker) and changes only what it sends, once
 per test: the first process to act creates the file ``config["once"]``; processes started after
 it behave.  They live in a module of their own because the fork server imports a helper's
 target by name.
@@ -9,7 +9,7 @@ target by name.
 import os
 import time
 
-from bareos_libcloud import worker
+from bareos_libcloud.helper import worker
 
 
 class _Wrapped:

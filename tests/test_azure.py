@@ -172,7 +172,7 @@ def test_where_the_driver_cannot_resume_a_broken_transfer_is_read_again(azurite,
     from multiprocessing.connection import Pipe
 
     # imported here: the emulator's jobs purge and re-import the package's modules
-    from bareos_libcloud import driver, fetch, fetcher
+    from bareos_libcloud.helper import driver, fetch, fetcher
     from bareos_libcloud.retry import RetryPolicy
 
     data = os.urandom(300000)

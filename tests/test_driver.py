@@ -6,7 +6,7 @@ where a request is made.  The end-to-end view of the same checks is tests/test_p
 
 import pytest
 
-from bareos_libcloud.driver import DriverSetupError, _driver_class, driver_parameters, make_driver
+from bareos_libcloud.helper.driver import DriverSetupError, _driver_class, driver_parameters, make_driver
 from bareos_libcloud.options import OptionSet
 
 

@@ -725,8 +725,8 @@ def test_a_stream_continued_in_another_prefetcher_is_counted_as_resumed(moto, pr
 def test_the_lister_reports_its_retries(moto, proxy, bucket_name):
     """The lister sends ("retried", text) for each retried request, whatever debug says (the job
     counts them, backup.py)."""
-    from bareos_libcloud.helpers import Helper, python_executable, stop_servers
-    from bareos_libcloud.worker import lister_main
+    from bareos_libcloud.job.helpers import Helper, python_executable, stop_servers
+    from bareos_libcloud.helper.worker import lister_main
 
     moto.make_bucket(bucket_name, {"k%d" % i: b"v" for i in range(3)})
     proxy.respond(503, times=2, method="GET", match=re.compile(r"^/%s/?\?" % re.escape(bucket_name)))

@@ -8,7 +8,7 @@ from libcloud.common.exceptions import BaseHTTPError, RateLimitReachedError
 from libcloud.common.types import InvalidCredsError, LibcloudError
 from libcloud.storage.types import ObjectDoesNotExistError
 
-from bareos_libcloud import fetch
+from bareos_libcloud.helper import fetch
 from bareos_libcloud.retry import Transient
 
 
@@ -48,8 +48,8 @@ def _stream_through_a_prefetcher(moto, bucket, key, listed_size, monkeypatch, et
     from multiprocessing.connection import Pipe
 
     # imported here: the emulator's jobs purge and re-import the package's modules
-    from bareos_libcloud import driver, fetcher
-    from bareos_libcloud import fetch as current_fetch
+    from bareos_libcloud.helper import driver, fetcher
+    from bareos_libcloud.helper import fetch as current_fetch
     from bareos_libcloud.retry import RetryPolicy
 
     # as for Azure or Swift: requests, not the lean transport, and libcloud's own download
@@ -131,7 +131,7 @@ def test_a_generic_read_of_the_listed_version_confirms_it(moto, bucket_name, mon
     (100, None, None),  # no listed ETag: the size is what can be compared
 ])
 def test_an_object_read_on_demand_must_match_its_listed_attributes(size, etag, error):
-    from bareos_libcloud import prefetch
+    from bareos_libcloud.job import prefetch
 
     download = prefetch.Download(1, "b", "k", {})
     download.state, download.size, download.etag = prefetch.COMPLETE, 100, "e1"

@@ -1,8 +1,8 @@
 """Secrets are masked in everything the plugin writes, whatever raised the text."""
 
 
-from bareos_libcloud.joblog import JobLog
-from bareos_libcloud.worker import _scrub
+from bareos_libcloud.job.joblog import JobLog
+from bareos_libcloud.helper.worker import _scrub
 
 
 class FakeFd:

@@ -1,4 +1,4 @@
-"""The helper protocols' ids (worker.py): an answer is only ever taken for the request it names.
+"""The helper protocols' ids (protocol.py): an answer is only ever taken for the request it names.
 
 A helper that answers late or for another request is ended and never asked again; the job goes
 on with a new one.  Driven here against moto with helpers that misbehave on purpose
@@ -35,7 +35,8 @@ def config(moto, tmp_path):
 def modules():
     """The plugin's modules as loaded now (the emulator's jobs purge and re-import them), and
     nothing of this test's left running afterwards."""
-    from bareos_libcloud import direct, helpers, prefetch, retry
+    from bareos_libcloud import retry
+    from bareos_libcloud.job import direct, helpers, prefetch
 
     yield direct, prefetch, retry
     helpers.stop_servers()
@@ -65,7 +66,7 @@ def test_a_signature_is_only_taken_for_its_own_request(moto, bucket_name, config
     """A late signer answers the request for "a" after the job gave up waiting: that answer must
     not be taken for "b" (b's name with a's bytes, and every check would pass).  Another answers
     a's request with another id.  Either way it is ended, and a new signer signs both."""
-    from bareos_libcloud.helpers import python_executable
+    from bareos_libcloud.job.helpers import python_executable
 
     direct, _, retry = modules
     a, b = os.urandom(MiB + 1), os.urandom(MiB + 2)
@@ -89,7 +90,7 @@ def test_a_signature_is_only_taken_for_its_own_request(moto, bucket_name, config
 def test_a_prefetcher_answering_for_another_download_is_ended(moto, bucket_name, config, modules):
     """Every answer of a prefetcher names the download's seq; one that names another is never
     taken, and its helper is not asked again: the download goes to another one."""
-    from bareos_libcloud.helpers import python_executable
+    from bareos_libcloud.job.helpers import python_executable
 
     _, prefetch, retry = modules
     a = os.urandom(300000)

@@ -285,7 +285,7 @@ def test_the_key_is_a_secret_and_its_file_name_is_not():
 
 @pytest.mark.parametrize("option", ["sse_customer_key_file", "request_payer"])
 def test_the_options_are_for_the_s3_family_only(tmp_path, option):
-    from bareos_libcloud.driver import DriverSetupError, make_driver
+    from bareos_libcloud.helper.driver import DriverSetupError, make_driver
     from bareos_libcloud.options import DriverKwargs, read_customer_key_file
 
     kwargs = DriverKwargs(key="account", secret=base64.b64encode(b"x" * 32).decode(), host="127.0.0.1", port=1,
@@ -306,7 +306,7 @@ def test_the_options_are_for_the_s3_family_only(tmp_path, option):
 def test_an_sse_kms_object_refused_to_a_signature_version_2_request_is_not_called_sse_c():
     """Amazon S3 refuses an SSE-KMS object to a SigV2 GET with a 400 whose message also speaks of
     "Server Side Encryption": the reason named is KMS's, not a customer key."""
-    from bareos_libcloud import fetch
+    from bareos_libcloud.helper import fetch
 
     document = s3_error_body("InvalidArgument", "Requests specifying Server Side Encryption with AWS KMS managed "
                                                 "keys require AWS Signature Version 4.")

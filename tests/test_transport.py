@@ -1,4 +1,4 @@
-"""The lean transport (bareos_libcloud/transport.py) under libcloud, against moto through the
+"""The lean transport (bareos_libcloud/helper/transport.py) under libcloud, against moto through the
 fault proxy: keep-alive reuse, a connection the server closed while idle, an abandoned body."""
 
 import socket
@@ -7,8 +7,8 @@ import pytest
 
 from faultproxy import FaultProxy
 
-from bareos_libcloud import driver as driver_mod
-from bareos_libcloud import fetch
+from bareos_libcloud.helper import driver as driver_mod
+from bareos_libcloud.helper import fetch
 from bareos_libcloud.retry import RetryPolicy
 
 OBJECTS = {"one": b"1" * 1000, "two": b"2" * 300000, "three": b""}
@@ -34,7 +34,7 @@ def proxied(s3, bucket_name):
 def is_lean(drv):
     # By name: the emulator imports the plugin's modules afresh for each job, as bareos-fd does.
     transport = type(drv.connection.connection)
-    return (transport.__module__, transport.__name__) == ("bareos_libcloud.transport", "LeanConnection")
+    return (transport.__module__, transport.__name__) == ("bareos_libcloud.helper.transport", "LeanConnection")
 
 
 def read(drv, bucket, key):
@@ -92,7 +92,7 @@ def test_the_quick_signer_signs_as_libcloud_does(s3, bucket_name):
     records, and that request reads the object."""
     import http.client
 
-    from bareos_libcloud.transport import QuickSigner, signed_get
+    from bareos_libcloud.helper.transport import QuickSigner, signed_get
 
     s3.make_bucket(bucket_name, {"a b/ü+%": b"quick"})
     drv = _s3_driver(s3)
@@ -116,7 +116,7 @@ def test_the_quick_signer_signs_as_libcloud_does(s3, bucket_name):
 def test_the_quick_signer_steps_aside_where_libcloud_signs_otherwise(s3):
     """A driver whose request adds what its hooks do not (here a header): every request is signed
     through signed_get, as libcloud sends it."""
-    from bareos_libcloud.transport import QuickSigner
+    from bareos_libcloud.helper.transport import QuickSigner
 
     drv = _s3_driver(s3)
     connection = drv.connection
@@ -136,7 +136,7 @@ def test_a_cached_signing_key_signs_the_same():
     """cache_signing_key: a SigV4 signer derives its key once a day, with the same signatures."""
     import datetime
 
-    from bareos_libcloud.transport import cache_signing_key
+    from bareos_libcloud.helper.transport import cache_signing_key
 
     drv = driver_mod.make_driver("S3", dict(key="AKIAEXAMPLE", secret="s" * 40, region="eu-west-1"), 10)
     signer = drv.connection.signer

@@ -3,7 +3,7 @@
 import re
 import sys
 
-from ..joblog import plural
+from ..job.joblog import plural
 from .common import BAD, OK, name_list, line_label, connect, retry_policy
 
 def cmd_check(lines, args, report):
@@ -46,7 +46,7 @@ class _Listed:
 
 def _check_access(line, drv, config, retry, report, where):
     """The job's start, as its lister does it, up to the first object the line selects."""
-    from ..listing import list_all
+    from ..helper.listing import list_all
 
     messages = list_all(drv, config, retry)
     try:

@@ -5,12 +5,12 @@ import re
 import sys
 import time
 
-from .. import backup
-from ..backup import ChangePolicy, size_text
-from ..joblog import JobLog
-from ..lines import PluginLines
+from ..job import backup
+from ..job.backup import ChangePolicy, size_text
+from ..job.joblog import JobLog
+from ..job.lines import PluginLines
+from ..job.plugin import _raw_secrets
 from ..options import OptionError
-from ..plugin import _raw_secrets
 from ..retry import RetryPolicy
 
 
@@ -169,7 +169,7 @@ def lister_config(opts):
 def connect(line, report, where):
     """``(driver, config)`` for the line, made by the job's driver.make_driver; Stop(2) when the
     options are refused (an unknown option, a bad provider), as the job's helper would."""
-    from ..driver import DriverSetupError, make_driver
+    from ..helper.driver import DriverSetupError, make_driver
 
     opts = line.opts
     config = lister_config(opts)

@@ -4,9 +4,9 @@ import os
 import random
 import time
 
-from ..backup import size_text
-from ..joblog import plural
-from ..prefetch import GROWTH_SLACK
+from ..job.backup import size_text
+from ..job.joblog import plural
+from ..job.prefetch import GROWTH_SLACK
 from ..retry import RetryPolicy
 from .common import BAD, OK, fmt_mib, fmt_seconds, line_label
 from .walk import LineWalk, selection_label
@@ -114,7 +114,7 @@ class Timing:
 def measure_gets(drv, opts, items, seconds, report, where):
     """Read ``items`` with the job's fetch.read_object until done or ``seconds`` are up (the
     bytes are thrown away); returns a Timing."""
-    from ..fetch import FetchError, ObjectVanished, read_object
+    from ..helper.fetch import FetchError, ObjectVanished, read_object
 
     deadline = time.monotonic() + seconds
     timing = Timing()
@@ -170,7 +170,7 @@ def memory_plan(lines, signer_lines=None):
 
 
 def cmd_plan(lines, args, report):
-    from ..helpers import python_executable
+    from ..job.helpers import python_executable
 
     report.out("plan of %s" % selection_label(args, lines.lines[0].opts))
     rnd = random.Random()
@@ -210,7 +210,7 @@ def cmd_plan(lines, args, report):
 
 def _signs(drv):
     """Whether large objects would be read by the job itself, with GETs a signer signs."""
-    from ..driver import is_s3_family, uses_lean_transport
+    from ..helper.driver import is_s3_family, uses_lean_transport
 
     return is_s3_family(drv) and uses_lean_transport(drv)
 

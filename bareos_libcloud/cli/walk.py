@@ -4,8 +4,8 @@ import re
 import time
 
 from .. import naming
-from ..backup import PREFETCH, STREAM, ChangePolicy, size_text
-from ..joblog import plural
+from ..job.backup import PREFETCH, STREAM, ChangePolicy, size_text
+from ..job.joblog import plural
 from ..options import OptionError, parse_duration
 from ..timeutil import to_epoch
 from .common import BAD, OK, fmt_when, line_label, connect, retry_policy
@@ -38,7 +38,7 @@ class LineWalk:
         self.drv = None
 
     def run(self):
-        from ..listing import list_all
+        from ..helper.listing import list_all
 
         opts = self.line.opts
         self.drv, config = connect(self.line, self.report, self.where)

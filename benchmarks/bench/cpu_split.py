@@ -16,7 +16,7 @@ _RULES = [
      lambda s: "Thread._bootstrap" in s),
     ("job", "job process, other threads (emulator's main thread, start-up)", lambda s: True),
     ("prefetch", "prefetcher: waiting for / reading requests from the job (pipe)",
-     lambda s: "_requests (bareos_libcloud/worker.py" in s),
+     lambda s: "_requests (bareos_libcloud/helper/worker.py" in s),
     ("prefetch", "prefetcher: pickling (headers, replies on the pipe)", lambda s: _innermost(s) == "pickle"),
     ("prefetch", "prefetcher: pipe hand-off of the bytes to the job", lambda s: _innermost(s) == "pipe"),
     ("prefetch", "prefetcher: signing (libcloud SigV4, HMAC)", lambda s: _innermost(s) == "sign"),
@@ -37,7 +37,7 @@ def _frame_class(frame):
     low = frame.lower()
     if "pickle" in low or "multiprocessing/reduction.py" in frame:
         return "pickle"
-    if "multiprocessing/connection.py" in frame or "_send_raw (" in frame or "_send_data (" in frame:
+    if "multiprocessing/connection.py" in frame or "send_raw (" in frame or "_send_data (" in frame:
         return "pipe"
     if "hmac" in low or "signature" in low or "sign_" in low or "_sign" in low or "aws4" in low:
         return "sign"

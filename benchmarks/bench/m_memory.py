@@ -19,7 +19,7 @@ MEM_BASE_BUCKET = "mem-base"
 MEM_HUGE_BUCKET = "mem-2g"
 MEM_TINY_BUCKET = "mem-tiny"
 MEM_NEAR_BUCKET = "mem-near"
-CHUNK = 256 * 1024  # the plugin's stream chunk (bareos_libcloud.fetch.CHUNK_SIZE)
+CHUNK = 256 * 1024  # the plugin's stream chunk (bareos_libcloud.answers.CHUNK_SIZE)
 DEFAULT_PREFETCH_SIZE = 10 * MiB
 
 

@@ -8,8 +8,9 @@ import os
 
 import bareosfd
 
-from bareos_libcloud import naming, streaming
-from bareos_libcloud.plugin import BareosFdPluginLibcloud
+from bareos_libcloud import naming
+from bareos_libcloud.job import streaming
+from bareos_libcloud.job.plugin import BareosFdPluginLibcloud
 
 
 def _boom(*args, **kwargs):

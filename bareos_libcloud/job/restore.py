@@ -15,7 +15,7 @@ import os
 import secrets
 import stat
 
-from . import naming
+from .. import naming
 
 REPLACE_ALWAYS, REPLACE_IFNEWER, REPLACE_IFOLDER, REPLACE_NEVER = ord("a"), ord("w"), ord("o"), ord("n")
 FILE_MODE = 0o640

@@ -10,7 +10,7 @@ Two lines must not give the same Bareos name to different objects (a bucket of t
 two stores), nor both save one object: such a FileSet is refused at the job's start.
 """
 
-from .options import OptionSet
+from ..options import OptionSet
 
 
 class PluginLine:

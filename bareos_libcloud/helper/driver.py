@@ -125,7 +125,7 @@ def make_driver(provider, driver_kwargs, timeout, ca_file=None, follow_regions=T
         libcloud.security.CA_CERTS_PATH = ca_file
     from libcloud.common.base import ConnectionUserAndKey
 
-    from .options import OptionError, check_names, driver_takes
+    from ..options import OptionError, check_names, driver_takes
 
     name, cls = _driver_class(provider)
     late, unusable = _misplaced(cls)

@@ -1,4 +1,11 @@
-"""Entry points of the helper processes (forked by multiprocessing's fork server, helpers.py).
+"""The wire protocol between the job and its helper processes, in one place.
+
+The job (bareos_libcloud.job, inside bareos-fd) starts its helpers through multiprocessing's fork
+server (job/helpers.py) with one of the entry points below as target; the helpers' code
+(bareos_libcloud.helper) runs only in the helper process.  This module is shared by both sides,
+standard library only: the entry points import the helper package when they are called, in the
+helper, so the job never imports it, and the fork server takes the target by reference
+(``bareos_libcloud.protocol.fetcher_main``).
 
 Each helper talks to the job over one duplex pipe.  Messages are tuples whose first item names
 them.  A helper never touches ``bareosfd``; it reports and the job thread writes the job log.
@@ -48,20 +55,20 @@ Lister -> job (the lister takes no requests; it streams)::
     ("bucket_done", bucket)        the bucket was listed completely
     ("bucket_failed", bucket, text)
     ("fatal", text)                nothing more will come (also an option the provider's
-                                   listing cannot honour, listing.check_support)
+                                   listing cannot honour, helper/listing.check_support)
     ("done",)
 
-The lister's config (backup.BackupSession) adds to the connection's: ``prefix``, ``shard``,
+The lister's config (job/backup.BackupSession) adds to the connection's: ``prefix``, ``shard``,
 ``shard_by``, ``selection`` (selection.spec_of), ``now`` (the job's start, for ages), ``since``
 (the change policy's, 0 in a Full), ``accurate``, ``estimate``, ``archived``, ``restore_tier``,
 ``restore_days`` and ``restore_state`` (``(path, level, job id)`` of the state file, or None).
 
-Job -> fetch helper (fetcher.py), up to its ``slots`` downloads at once:
+Job -> fetch helper (helper/fetcher.py), up to its ``slots`` downloads at once:
 ``("get", seq, bucket, key, listed, inline_limit, start, etag)``; ``start`` > 0 continues a
 stream another helper began (``etag``: the version it read); ``etag`` with ``start`` 0 asks for
 that version only (``If-Match``: an object whose listed attributes Bareos has already,
-fetch.ChangedSinceListed if it changed).  ``("more", seq, n)``: the stream may send ``n`` more
-chunks (it starts with fetcher.WINDOW).  ``("cancel", seq)``: Bareos no longer wants it (the job
+answers.ChangedSinceListed if it changed).  ``("more", seq, n)``: the stream may send ``n`` more
+chunks (it starts with WINDOW).  ``("cancel", seq)``: Bareos no longer wants it (the job
 ignores whatever still comes for it).  ``("stop",)``.
 Fetch helper -> job, ``("started", pid)`` once, then for each "get" one of::
 
@@ -80,131 +87,63 @@ Job -> signer: ``("sign", ident, bucket, key, start, etag, with_key, region)`` (
 None, or the region the bucket answered that it is in, to sign for from then on); signer -> job:
 ``("ready",)`` once, or ``("unsupported", why)`` (not an S3-family driver, or a proxy: the job
 streams through the prefetchers instead); then for each request ``("signed", ident, request)``
-(transport.signed_get) or ``("error", ident, text)``.
+(helper/transport.signed_get) or ``("error", ident, text)``.
 A crash in any helper: ``("fatal", text)``, then its pipe closes.
+
+A message's raw bytes (``"object"``, ``"data"``) follow it on the pipe as they are, not pickled:
+the helper writes them with send_raw, the job reads them with receive_raw.
 """
 
+import mmap
 import os
-import sys
 
-from . import driver as driver_mod
-from . import fetch, listing
-from .retry import RetryPolicy
+from .answers import CHUNK_SIZE
 
-def _identify(name):
-    """Name this process for ps and top (``libcloud-fetch`` ...), and have Linux end it if its
-    parent, the fork server, is killed before it (helpers.stop_servers kills it at the end of the job)."""
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        import ctypes
-        import signal
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-        libc.prctl(15, ctypes.c_char_p(name.encode()[:15]))  # PR_SET_NAME
-    except Exception:  # noqa: BLE001 - best effort only
-        pass
-
-
-def _retry_policy(conn, config):
-    """The helper's retry policy; each retry and resume goes to the job as ("retried"|"resumed",
-    text), whatever ``debug``: the job counts them for its summary (and traces the text)."""
-
-    def count(kind, text):
-        conn.send((kind, _scrub(text, config)))
-
-    return RetryPolicy(config.get("retries", 5), config.get("retry_max_wait", 30.0), count=count)
-
-
-def _scrub(text, config):
-    for secret in config.get("secrets", ()):
-        text = text.replace(secret, "***")
-    return text
-
-
-def _setup(conn, config):
-    try:
-        return driver_mod.make_driver(config["provider"], config["driver_kwargs"], config["timeout"],
-                                      config.get("ca_file"))
-    except driver_mod.DriverSetupError as exc:
-        conn.send(("fatal", _scrub(str(exc), config)))
-    except Exception as exc:  # noqa: BLE001 - reported, never re-raised into a traceback
-        text = "cannot create the libcloud driver: %s: %s" % (type(exc).__name__, exc)
-        conn.send(("fatal", _scrub(text, config)))
-    return None
+#: Chunks a stream may send ahead of the job's credits (the job holds at most these, unread).
+WINDOW = 2
 
 
 def lister_main(conn, config):
-    """List the selected buckets and send their objects in listing order."""
+    """The lister (helper/worker.lister_main)."""
+    from .helper import worker
 
-    def list_all(drv):
-        for message in listing.list_all(drv, config, _retry_policy(conn, config)):
-            conn.send(message)
-
-    _serve(conn, config, "the listing", "libcloud-list", list_all)
-
-
-def _report_crash(conn, config, what, exc):
-    try:
-        conn.send(("fatal", _scrub("%s failed: %s: %s" % (what, type(exc).__name__, exc), config)))
-    except (OSError, ValueError):
-        pass
-
-
-def _serve(conn, config, what, name, body):
-    """Run ``body(drv)`` with a driver; a crash becomes one "fatal" message, never a traceback."""
-    _identify(name)
-    try:
-        drv = _setup(conn, config)
-        if drv is not None:
-            body(drv)
-    except (BrokenPipeError, EOFError, OSError, KeyboardInterrupt):
-        pass  # the job went away or stopped us
-    except Exception as exc:  # noqa: BLE001 - no traceback on the daemon's stderr
-        _report_crash(conn, config, what, exc)
-    finally:
-        conn.close()
-
-
-def _requests(conn, kind):
-    """The job's messages of ``kind``, until it sends anything else (a "stop")."""
-    while True:
-        message = conn.recv()
-        if message[0] != kind:
-            return
-        yield message
-
-
-def signer_main(conn, config):
-    """Sign the GETs that the job sends itself (direct streams of large objects, see direct.py)."""
-
-    def sign(drv):
-        if not driver_mod.uses_lean_transport(drv):
-            conn.send(("unsupported", "the %s driver is not sent through the lean transport" % config["provider"]))
-            return
-        from .transport import signed_get
-
-        conn.send(("ready",))
-        for _, ident, bucket, key, start, etag, with_key, region in _requests(conn, "sign"):
-            try:
-                if region:
-                    driver_mod.follow_region(drv, bucket, region)
-                there = driver_mod.driver_for_bucket(drv, bucket)
-                path = there._get_object_path(fetch._container(there, bucket), key)
-                customer_key = fetch.customer_key_of(there) if with_key else None
-                conn.send(("signed", ident, signed_get(there, path, fetch.get_headers(start, etag, customer_key))))
-            except fetch.FetchError as exc:
-                conn.send(("error", ident, _scrub(str(exc), config)))
-            except Exception as exc:  # noqa: BLE001 - reported to the job, never a traceback
-                text = "cannot sign the request: %s: %s" % (type(exc).__name__, exc)
-                conn.send(("error", ident, _scrub(text, config)))
-
-    _serve(conn, config, "the signing process", "libcloud-sign", sign)
+    worker.lister_main(conn, config)
 
 
 def fetcher_main(conn, config):
-    """Download the objects the job asks for, many at a time (fetcher.py)."""
-    from . import fetcher
+    """A fetch helper (helper/worker.fetcher_main)."""
+    from .helper import worker
 
-    _serve(conn, config, "a fetch process", "libcloud-fetch", lambda drv: fetcher.serve(conn, drv, config))
+    worker.fetcher_main(conn, config)
+
+
+def signer_main(conn, config):
+    """The signer (helper/worker.signer_main)."""
+    from .helper import worker
+
+    worker.signer_main(conn, config)
+
+
+def send_raw(fd, data):
+    """The helper's side: write ``data`` (the raw bytes that follow a message) to the pipe ``fd``."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def receive_raw(conn, size):
+    """The ``size`` raw bytes that follow a header, read straight into one buffer.
+
+    Up to a chunk it is a bytearray that goes to Bareos as it is.  A larger object is sliced
+    anyway, so it goes into an anonymous mmap: freed, it returns to the system at once, where
+    malloc would keep it (the job's process is bareos-fd, which lives on).
+    """
+    buffer = bytearray(size) if size <= CHUNK_SIZE else mmap.mmap(-1, size)
+    view = memoryview(buffer)
+    fd = conn.fileno()
+    while view:
+        got = os.readv(fd, [view])
+        if not got:
+            raise EOFError("the fetch process closed its pipe")
+        view = view[got:]
+    return buffer

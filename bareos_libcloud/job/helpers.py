@@ -18,9 +18,10 @@ import time
 
 _CONTEXT = None
 #: What the fork server imports before it forks helpers (an ImportError there is ignored).
-#: Not pycurl (bareos_libcloud.curlfetch): only a fetch helper needs it, and an incremental that
-#: finds nothing changed starts none (the server's imports are most of a job's start-up).
-PRELOAD = ["bareos_libcloud.worker", "bareos_libcloud.fetcher", "libcloud.storage.drivers.s3"]
+#: Not pycurl (helper/curlfetch.py): only a fetch helper needs it, and an incremental that finds
+#: nothing changed starts none (the server's imports are most of a job's start-up).
+PRELOAD = ["bareos_libcloud.protocol", "bareos_libcloud.helper.worker", "bareos_libcloud.helper.fetcher",
+           "libcloud.storage.drivers.s3"]
 #: Seconds the resource tracker may take to end at the job's end before it is killed.
 SERVER_GRACE = 5.0
 #: Seconds a helper may take to be forked (the first also waits for the server's imports).

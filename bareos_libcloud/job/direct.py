@@ -23,22 +23,22 @@ import socket
 import threading
 import time
 
-from . import fetch
+from .. import answers
+from ..protocol import signer_main
+from ..retry import RESUMED, RETRIED, Transient
 from .helpers import Helper, HelperStartError
 from .prefetch import ENDED, FAILED, QUEUED, STREAMING, VANISHED, JobCancelled
-from .retry import RESUMED, RETRIED, Transient
-from .worker import signer_main
 
 #: Seconds the signer may take to start (a fresh interpreter importing libcloud) or to answer.
 SIGNER_SECONDS = 60
 #: Signing processes one job may start: the first and a few to replace one that died, did not
 #: answer in time or answered another request (then large objects go through the prefetchers).
 SIGNER_STARTS = 4
-#: Bytes of an error answer read for its S3 error document (fetch.error_of).
+#: Bytes of an error answer read for its S3 error document (answers.error_of).
 ERROR_DOCUMENT_BYTES = 64 * 1024
 
 
-class SignerLost(fetch.FetchError):
+class SignerLost(answers.FetchError):
     """The signing process died, did not answer in time or answered another request: it was
     ended (never asked again); Signer.usable() starts another while the job may."""
 
@@ -46,7 +46,7 @@ class SignerLost(fetch.FetchError):
 class Signer:
     """The signing helper process; ``available`` is False when direct streams cannot be used.
 
-    Every request carries an id that its answer must name (worker.py).  A signer that does not
+    Every request carries an id that its answer must name (protocol.py).  A signer that does not
     answer within SIGNER_SECONDS or answers with another id is killed at once: a late answer
     to one object's request must never be taken for the next object's (its bytes would be saved
     under the other name, and every check would pass).
@@ -64,7 +64,7 @@ class Signer:
         self.lost = None  # why the last signer was ended
         # whether a GET brings the SSE-C key (what worked last), and the buckets that answered
         # from another region: told to every signer, so a new one signs for them at once
-        self.key_choice = fetch.KeyChoice(getattr(config["driver_kwargs"], "customer_key", None) is not None)
+        self.key_choice = answers.KeyChoice(getattr(config["driver_kwargs"], "customer_key", None) is not None)
         self.regions = {}
 
     def _call(self, message=None):
@@ -144,7 +144,7 @@ class Signer:
             raise self._discard("the signing process answered another request (%r, expected %d)"
                                 % (reply[:2], ident))
         if reply[0] != "signed":
-            raise fetch.FetchError(reply[2])
+            raise answers.FetchError(reply[2])
         return reply[2]
 
     def stop(self):
@@ -232,7 +232,7 @@ class DirectDownload:
         self.data = None  # never held whole
         self.digest = None
         self.conn = self.response = None
-        self.with_key = False  # the GETs bring the SSE-C key (fetch.KeyChoice)
+        self.with_key = False  # the GETs bring the SSE-C key (answers.KeyChoice)
 
     # -- opening -----------------------------------------------------------------------------
     def _sign(self, start):
@@ -244,11 +244,11 @@ class DirectDownload:
             except SignerLost as exc:
                 if not self.signer.usable():
                     self.signer_lost = True
-                    raise fetch.FetchError("no signing process: %s" % (self.signer.why_not or exc)) from None
+                    raise answers.FetchError("no signing process: %s" % (self.signer.why_not or exc)) from None
                 self.retry.note(RETRIED, "signing the GET of %r again in a new signing process: %s" % (self.key, exc))
 
     def _request(self, start):
-        """Send the GET from ``start``; returns what fetch.describe makes of the answer."""
+        """Send the GET from ``start``; returns what answers.describe makes of the answer."""
         self._disconnect()
         request = self._sign(start)
         self.conn = _connect(request, self.timeout)
@@ -256,7 +256,7 @@ class DirectDownload:
             self.conn.request(request["method"], request["target"], headers=request["headers"])
             self.response = self.conn.getresponse()
             headers = {name.lower(): value for name, value in self.response.getheaders()}
-            return fetch.describe(self.response.status, headers, start, self.key,
+            return answers.describe(self.response.status, headers, start, self.key,
                                   lambda: self.response.read(ERROR_DOCUMENT_BYTES), sent_key=self.with_key)
         except BaseException:
             self._disconnect()
@@ -276,25 +276,25 @@ class DirectDownload:
                 self.size, self.mtime, self.etag, checkable = self._request(0)
                 tries.worked()
                 break
-            except fetch.ObjectVanished:
+            except answers.ObjectVanished:
                 self.state = VANISHED
                 return
             except (OSError, http.client.HTTPException, Transient) as exc:
                 self._check_cancel()
-                error = fetch.translate(exc, self.key)
+                error = answers.translate(exc, self.key)
                 if not attempts.retry(error):
                     return self._fail("%s (gave up after %d attempts)" % (error, attempts.made))
-            except fetch.OtherRegion as exc:
+            except answers.OtherRegion as exc:
                 if followed:  # the signer signed for that region already
                     return self._fail("bucket %r answered from region %s that it is elsewhere too (%s)"
                                       % (self.bucket, self.signer.regions.get(self.bucket), exc))
                 self.signer.regions[self.bucket] = exc.region
                 followed = True
-            except fetch.FetchError as exc:
+            except answers.FetchError as exc:
                 try:
                     if tries.switch(exc):
                         continue
-                except fetch.FetchError as reason:
+                except answers.FetchError as reason:
                     exc = reason
                 return self._fail(str(exc))
         if self.size < 0 and self.listed_size is not None:
@@ -319,15 +319,15 @@ class DirectDownload:
                     self._resume()
                 chunk = self._read()
                 break
-            except fetch.ObjectVanished:
+            except answers.ObjectVanished:
                 return self._fail("the object was deleted while it was read")
             except (OSError, http.client.HTTPException, Transient) as exc:
                 self._disconnect()
                 self._check_cancel()
-                error = fetch.translate(exc, self.key)
+                error = answers.translate(exc, self.key)
                 if not self.etag or not resumes.retry(error, RESUMED):
                     return self._fail("the transfer broke after %d bytes: %s" % (self.received, error))
-            except fetch.FetchError as exc:
+            except answers.FetchError as exc:
                 return self._fail(str(exc))
         if chunk:
             if self.received == self.size:
@@ -369,7 +369,7 @@ class DirectDownload:
         known = self.size is not None and self.size >= 0
         if known and self.received >= self.size:
             return b""
-        chunk = bytearray(min(fetch.CHUNK_SIZE, self.size - self.received) if known else fetch.CHUNK_SIZE)
+        chunk = bytearray(min(answers.CHUNK_SIZE, self.size - self.received) if known else answers.CHUNK_SIZE)
         got = self.response.readinto(chunk)
         if not got:
             if known:
@@ -388,9 +388,9 @@ class DirectDownload:
     def _resume(self):
         size, _, etag, _ = self._request(self.received)
         if etag and etag != self.etag:
-            raise fetch.ObjectChanged("the object changed while it was read")
+            raise answers.ObjectChanged("the object changed while it was read")
         if size >= 0 and size != self.size:
-            raise fetch.ObjectChanged("the object's size changed while it was read")
+            raise answers.ObjectChanged("the object's size changed while it was read")
 
     def _finish(self):
         problem = None if self.checked else self._last_piece_problem()

@@ -12,13 +12,13 @@ import stat
 import threading
 import time
 
-from . import naming
+from .. import naming
+from ..journal import Journal
+from ..options import OptionError, is_secret_option, split_plugin_string
 from .backup import BackupSession, ChangePolicy, SetupFailed
 from .helpers import python_executable, stop_servers
 from .joblog import JobLog, plural
-from .journal import Journal
 from .lines import PluginLines, build_options
-from .options import OptionError, is_secret_option, split_plugin_string
 from .prefetch import VANISHED, JobCancelled, PoolFailed
 from .restore import IncompleteCopy, RestoreRefused, RestoreSession, Skip
 

@@ -1,7 +1,7 @@
 """A fetch helper: one process with many downloads in flight (runs outside bareos-fd).
 
 The job gives each fetch helper up to ``slots`` downloads at once (``("get", seq, ...)``, see
-worker.py for the messages).  Small whole objects of the S3 family go to libcurl's multi
+protocol.py for the messages).  Small whole objects of the S3 family go to libcurl's multi
 interface (curlfetch.py): one thread, every transfer in flight at once, HTTP parsed in C, each
 GET signed by libcloud.  Everything else (streams, resumes, SSE-C, providers outside the S3
 family, and any GET the curl path did not settle with a clean 200) runs on threads of this
@@ -18,15 +18,14 @@ import queue
 import select
 import threading
 
+from ..protocol import WINDOW, send_raw
+from ..retry import RETRIED, RetryPolicy
 from . import driver as driver_mod
 from . import fetch
-from .retry import RETRIED, RetryPolicy
 
 #: Times an object is read again from the start when it changed while it was read, its bytes did
 #: not match its MD5, or its transfer broke where it cannot resume, before any byte went to the job.
 REREADS = 2
-#: Chunks a stream may send ahead of the job's credits (the job holds at most these, unread).
-WINDOW = 2
 
 
 class Dropped(Exception):
@@ -48,7 +47,7 @@ class Outbox:
             self.conn.send(message)
             if payload is not None:
                 for part in payload if isinstance(payload, list) else (payload,):
-                    _send_raw(self.fd, part)
+                    send_raw(self.fd, part)
 
     def scrub(self, text):
         for secret in self.secrets:
@@ -60,12 +59,6 @@ class Outbox:
         counts them for its summary."""
         return RetryPolicy(config.get("retries", 5), config.get("retry_max_wait", 30.0),
                            count=lambda kind, text: self.send((kind, self.scrub(text))))
-
-
-def _send_raw(fd, data):
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
 
 
 class Credits:

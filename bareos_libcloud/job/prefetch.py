@@ -10,22 +10,20 @@ at most GROWTH_SLACK per helper for objects that grew after the listing.
 
 A helper that dies or stalls loses nothing: its downloads are queued again, and a stream that had
 begun continues from the byte reached (same ETag) in another helper.  So does a helper that
-answers for a download it was not given, or names another key than the download's (worker.py:
+answers for a download it was not given, or names another key than the download's (protocol.py:
 every answer names its ``seq``): it is killed, never asked again.  A stream sends a chunk only
 for a credit (``("more", seq, 1)`` for each chunk the job takes), so a stream Bareos is not
 reading yet cannot fill the pipe its helper's other downloads share.
 """
 
 import collections
-import mmap
-import os
 import select
 import time
 
-from .fetch import ChangedSinceListed
+from ..answers import ChangedSinceListed
+from ..protocol import WINDOW, fetcher_main, receive_raw
+from ..retry import RESUMED, RETRIED, FaultCounts
 from .helpers import Helper, HelperStartError, stop_all
-from .retry import RESUMED, RETRIED, FaultCounts
-from .worker import fetcher_main
 
 QUEUED, RUNNING, COMPLETE, STREAMING, ENDED, VANISHED, FAILED = range(7)
 MAX_RESTARTS = 3
@@ -33,8 +31,6 @@ MAX_RESTARTS = 3
 GROWTH_SLACK = 256 * 1024
 #: Downloads one fetch helper runs at once, at most (more transfers: more helpers).
 SLOTS_PER_HELPER = 64
-#: Chunks a stream sends ahead of the job's credits (fetcher.WINDOW).
-WINDOW = 2
 #: What a stream holds at most: WINDOW chunks in the job (or the pipe), one being read, two in its
 #: helper (it withholds the newest until the next is read, see fetcher._try_send_object).
 STREAM_HOLD = (WINDOW + 3) * 256 * 1024
@@ -91,24 +87,6 @@ def changed_since_listed(download, size, etag):
         return True
     download.state, download.error = FAILED, str(ChangedSinceListed(detail))
     return False
-
-
-def _receive_bytes(conn, size):
-    """The ``size`` raw bytes that follow a header, read straight into one buffer.
-
-    Up to a chunk it is a bytearray that goes to Bareos as it is.  A larger object is sliced
-    anyway, so it goes into an anonymous mmap: freed, it returns to the system at once, where
-    malloc would keep it (the job's process is bareos-fd, which lives on).
-    """
-    buffer = bytearray(size) if size <= GROWTH_SLACK else mmap.mmap(-1, size)
-    view = memoryview(buffer)
-    fd = conn.fileno()
-    while view:
-        got = os.readv(fd, [view])
-        if not got:
-            raise EOFError("the fetch process closed its pipe")
-        view = view[got:]
-    return buffer
 
 
 class PrefetchPool:
@@ -206,7 +184,10 @@ class PrefetchPool:
         chunk = download.chunks.popleft()
         helper = download.helper
         if helper is not None and download.state == STREAMING:
-            helper.send(("more", download.seq, 1))
+            try:
+                helper.send(("more", download.seq, 1))
+            except (OSError, ValueError):  # it died: the stream resumes elsewhere
+                self._helper_died(helper, "a fetch process ended unexpectedly")
         return chunk
 
     def release(self, download):
@@ -361,7 +342,7 @@ class PrefetchPool:
         payload = None
         if kind in ("object", "data"):
             try:
-                payload = _receive_bytes(helper.conn, message[-1])
+                payload = receive_raw(helper.conn, message[-1])
             except (EOFError, OSError):
                 self._helper_died(helper, "a fetch process ended unexpectedly")
                 return

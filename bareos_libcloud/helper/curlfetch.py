@@ -15,9 +15,9 @@ import hashlib
 
 import pycurl
 
+from ..retry import RETRIED
 from . import driver as driver_mod
 from . import fetch
-from .retry import RETRIED
 from .transport import QuickSigner, cache_signing_key
 
 #: libcurl's errors that are not worth another request (the others: a network fault, retried).

@@ -1,6 +1,6 @@
 """Which buckets and objects a job covers (runs in the lister process).
 
-Produces the lister's messages (see worker.py) in listing order, streaming: memory does not
+Produces the lister's messages (see protocol.py) in listing order, streaming: memory does not
 grow with the number of objects in a bucket.
 
 For the S3 family the pages are requested through libcloud's signed connection with
@@ -18,12 +18,12 @@ import hashlib
 import re
 from urllib.parse import unquote_plus
 
-from . import naming
-from .archive import RestoreState, name_hash, pack
+from .. import naming
+from ..archive import RestoreState, name_hash, pack
+from ..selection import AZURE_ARCHIVED, S3_ARCHIVED, Selection
+from ..shards import DELIMITER, in_shard, prefix_shard, shard_of
+from ..timeutil import to_epoch
 from .driver import is_s3_family
-from .selection import AZURE_ARCHIVED, S3_ARCHIVED, Selection
-from .shards import DELIMITER, in_shard, prefix_shard, shard_of
-from .timeutil import to_epoch
 
 BATCH = 1000
 #: Archived objects named per bucket in the lister's tally (the job names NAMES_SHOWN in all).
@@ -344,7 +344,7 @@ def _s3_pages(drv, container, prefix, retry, delimiter=None):
 
 def _is_transient(exc):
     from .fetch import translate
-    from .retry import Transient
+    from ..retry import Transient
 
     if _is_creds_error(exc) or _is_missing_bucket(exc):
         return False
@@ -583,7 +583,7 @@ class Scope:
             self.new_requests = []
 
     def tally(self, complete):
-        """The bucket's tally for the job (see worker.py); ``complete``: the listing finished,
+        """The bucket's tally for the job (see protocol.py); ``complete``: the listing finished,
         so recorded requests of this line's keys that were not listed are gone."""
         self.flush()
         gone = []

@@ -8,16 +8,16 @@ stream) by :class:`ChangePolicy`; downloads go to the :class:`~.prefetch.Prefetc
 import collections
 import time
 
-from . import naming, selection
-from .archive import KeptNames, RestoreState
+from .. import naming, selection
+from ..archive import KeptNames, RestoreState
+from ..protocol import lister_main
+from ..retry import FaultCounts, RetryPolicy
+from ..shards import in_shard
 from .direct import DirectDownload, Signer
 from .helpers import Helper, HelperStartError
 from .joblog import plural
 from .prefetch import FAILED, VANISHED, Download, JobCancelled, PrefetchPool, changed_since_listed
-from .retry import FaultCounts, RetryPolicy
-from .shards import in_shard
 from .streaming import ObjectReader
-from .worker import lister_main
 
 SKIP, DECLARE, PREFETCH, STREAM = "skip", "declare", "prefetch", "stream"
 #: Archived objects named in the job log, per line.
@@ -365,7 +365,7 @@ class BackupSession:
             self.upcoming.append(item)
 
     def _tally(self, bucket, tally):
-        """What the lister did not send of a bucket (worker.py, "tally")."""
+        """What the lister did not send of a bucket (protocol.py, "tally")."""
         stats = self.stats
         stats.unchanged += tally["unchanged"]
         stats.vanished += tally["vanished"]
