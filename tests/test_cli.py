@@ -287,15 +287,15 @@ def test_plan_says_memory_helpers_and_a_measured_duration(moto, creds, bucket_na
     done = cli("plan", text)
     assert done.returncode == 0, output(done)
     lines = done.stdout.splitlines()
-    # fork server 29 + resource tracker 11 + lister 36 + 3 prefetchers x 38 + signer 30, and the
-    # objects: prefetch_memory + one object under prefetch_size + 256 KiB a helper
-    processes = 29 + 11 + 36 + 3 * 38 + 30
+    # fork server 37 + resource tracker 13 + lister 36 + one fetch helper 33 (3 transfers) + signer 30,
+    # and the objects: prefetch_memory + one object under prefetch_size + 256 KiB a transfer
+    processes = 37 + 13 + 36 + 33 + 30
     objects_bytes = 64 * MiB + DEFAULT_PREFETCH_SIZE + 3 * 256 * 1024
     assert lines[1] == "memory at the job's peak: about %.0f MiB" % (processes + objects_bytes / MiB)
-    assert any(re.match(r"\s+prefetch processes \(libcloud-fetch\)\s+3 x 38 MiB = +114 MiB$", line) for line in lines)
+    assert any(re.match(r"\s+fetch helpers \(libcloud-fetch\)\s+1 x 33 MiB = +33 MiB$", line) for line in lines)
     assert any(re.match(r"\s+signer \(libcloud-sign\)\s+1 x 30 MiB", line) for line in lines)
     assert "the job: 31 objects to save, 10.0 MiB (31 objects listed in" in done.stdout
-    assert "  30 prefetched by up to 3 prefetch processes, 1 streamed (prefetch_size 10.0 MiB or more)" in lines
+    assert "  30 prefetched, up to 3 at a time, 1 streamed (prefetch_size 10.0 MiB or more)" in lines
     duration = [line for line in lines if line.startswith("  rough duration: ")]
     assert len(duration) == 1 and re.search(r"from (\d+) sample GETs .* a stream$", duration[0]), lines
     assert int(re.search(r"from (\d+) sample GETs", duration[0]).group(1)) <= 20

@@ -6,7 +6,7 @@ import time
 
 from ..job.backup import size_text
 from ..job.joblog import plural
-from ..job.prefetch import GROWTH_SLACK
+from ..job.prefetch import GROWTH_SLACK, SLOTS_PER_HELPER
 from ..retry import RetryPolicy
 from .common import BAD, OK, fmt_mib, fmt_seconds, line_label
 from .walk import LineWalk, selection_label
@@ -17,11 +17,11 @@ from .walk import LineWalk, selection_label
 #: or objects just under prefetch_size).  They share the fork server's pages, so what the
 #: machine pays (PSS) is less than their sum.
 PROCESS_MIB = {
-    "fork server": 29,  # one per job: the interpreter (python=) with libcloud imported
-    "resource tracker": 11,  # multiprocessing's, one per job
-    "lister": 36,  # libcloud-list, one per Plugin line (31 MiB, 36 after 90,000 objects)
+    "fork server": 37,  # one per job: the interpreter (python=) with libcloud imported
+    "resource tracker": 13,  # multiprocessing's, one per job
+    "lister": 36,  # libcloud-list, one per Plugin line (28 MiB, 36 after 90,000 objects)
     "signer": 30,  # libcloud-sign, one per line with objects >= prefetch_size (S3 family)
-    "prefetcher": 38,  # libcloud-fetch, up to nb_prefetcher per line (30 MiB, 38 after 10 MiB objects)
+    "fetch helper": 33,  # libcloud-fetch, one per 64 transfers (nb_prefetcher) of a line; objects come on top
 }
 #: The plugin's client CPU per object in a full backup, ms (performance-sample.md, (a)/(c)).
 CPU_MS_PER_OBJECT = 1.05
@@ -143,13 +143,18 @@ def measure_gets(drv, opts, items, seconds, report, where):
     return timing
 
 
+def fetch_helpers(opts):
+    """Fetch helper processes of a line: one per SLOTS_PER_HELPER transfers in flight."""
+    return -(-opts.nb_prefetcher // SLOTS_PER_HELPER)
+
+
 def memory_plan(lines, signer_lines=None):
     """``(MiB of the processes, bytes of objects, [(what, count, MiB each)])`` at the job's peak.
 
-    Every line's lister runs from the job's start; prefetchers (and the signer) run for the line
+    Every line's lister runs from the job's start; fetch helpers (and the signer) run for the line
     being saved, and each line's pool has its own prefetch_memory.  ``signer_lines``: the lines
     with objects of prefetch_size or more (all, when not known).  The objects' bound is
-    docs/design.md's: prefetch_memory + the object Bareos waits for + 256 KiB per helper.
+    docs/design.md's: prefetch_memory + the object Bareos waits for + 256 KiB per transfer.
     """
     rows = [("fork server", 1, PROCESS_MIB["fork server"]),
             ("resource tracker", 1, PROCESS_MIB["resource tracker"]),
@@ -158,12 +163,12 @@ def memory_plan(lines, signer_lines=None):
     for line in lines:
         opts = line.opts
         signer = signer_lines is None or line in signer_lines
-        processes = opts.nb_prefetcher * PROCESS_MIB["prefetcher"] + (PROCESS_MIB["signer"] if signer else 0)
+        processes = fetch_helpers(opts) * PROCESS_MIB["fetch helper"] + (PROCESS_MIB["signer"] if signer else 0)
         objects = opts.prefetch_memory + opts.prefetch_size + opts.nb_prefetcher * GROWTH_SLACK
         if worst is None or processes * (1 << 20) + objects > worst[0] * (1 << 20) + worst[1]:
             worst = (processes, objects, line, signer)
     processes, objects, line, signer = worst
-    rows.append(("prefetch processes (libcloud-fetch)", line.opts.nb_prefetcher, PROCESS_MIB["prefetcher"]))
+    rows.append(("fetch helpers (libcloud-fetch)", fetch_helpers(line.opts), PROCESS_MIB["fetch helper"]))
     if signer:
         rows.append(("signer (libcloud-sign)", 1, PROCESS_MIB["signer"]))
     return sum(count * each for _, count, each in rows), objects, line, rows
@@ -187,7 +192,7 @@ def cmd_plan(lines, args, report):
     for what, count, each in rows:
         report.out("  %-46s %3d x %2d MiB = %4d MiB" % (what, count, each, count * each))
     report.out("  objects in flight: prefetch_memory %s + the object Bareos waits for (under prefetch_size) "
-               "+ 256 KiB a helper = %s" % (fmt_mib(worst.opts.prefetch_memory), fmt_mib(object_bytes)))
+               "+ 256 KiB a transfer = %s" % (fmt_mib(worst.opts.prefetch_memory), fmt_mib(object_bytes)))
     report.out("  (each process's peak RSS as measured in performance-sample.md; the helpers share the fork "
                "server's pages, so the machine pays less)")
     pythons = sorted({python_executable(line.opts.python) if line.opts.python else "the daemon's python"
@@ -201,7 +206,7 @@ def cmd_plan(lines, args, report):
         report.out("%s: %s to save, %s (%s listed in %.1f s)" % (
             walk.where or "the job", plural(totals["saved"], "object"), size_text(totals["saved_bytes"]),
             plural(totals["listed"], "object"), walk.seconds))
-        report.out("  %d prefetched by up to %d prefetch processes, %d streamed (prefetch_size %s or more)"
+        report.out("  %d prefetched, up to %d at a time, %d streamed (prefetch_size %s or more)"
                    % (totals["saved"] - totals["streamed"], opts.nb_prefetcher, totals["streamed"],
                       size_text(opts.prefetch_size)))
         _duration(walk, sample, args, report)

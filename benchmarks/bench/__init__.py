@@ -9,14 +9,14 @@ are pip-installed into that interpreter by this script when missing)::
     .venv/bin/python benchmarks/bench.py --only m --write-md      # the memory cap, about 20 min
 
     .venv/bin/python benchmarks/bench.py [--server rgw|moto] [--profile small30k|many1m]
-        [--scale 0.1] [--large-gib 1] [--concurrency N] [--only a,b,c,d,e,r] [--write-md]
+        [--scale 0.1] [--large-gib 1] [--concurrency N] [--only a,b,c,d,e,f,r] [--write-md]
         [--pyspy DIR]
 
 One run, one local S3 server on 127.0.0.1 (Ceph radosgw or moto), one concurrency N:
 
   a  full backup of the profile bucket through the emulated bareos-fd (tests/fdemu), which
      writes what it reads to a volume file: objects/s, MB/s, peak RSS of the emulator process
-     plus every child (the plugin's lister and prefetch processes, multiprocessing's tracker)
+     plus every child (the plugin's lister and fetch helpers, multiprocessing's tracker)
   b  ``rclone copy`` of the same bucket to local disk (--transfers N --checkers N)
   c  the server's raw limit: N processes, each a keep-alive connection doing signed GETs over
      the same objects (three clients are tried on a sample, the fastest does the whole bucket);
@@ -27,6 +27,8 @@ One run, one local S3 server on 127.0.0.1 (Ceph radosgw or moto), one concurrenc
   e  one large object (--large-gib) backed up, against one raw GET: the time Bareos spends on
      the object (IO_OPEN to IO_CLOSE; the raw GET is timed after a warm-up request too) and the
      whole job's; and its peak RSS against a 16 MiB object's (memory flat)
+  f  fixed memory: peak RSS and PSS of the job's processes in a full of 200 empty objects, at N
+     and at 64 transfers in flight
 
 The data set is the profile's size histogram from benchmarks/size-profiles.tsv, counts
 scaled by --scale (fractional counts rounded at random with the seed, so the expected shape and

@@ -42,7 +42,7 @@ def main(argv=None):
     parser.add_argument("--large-gib", type=float, default=1.0, help="size of the large object in GiB (e)")
     parser.add_argument("--concurrency", type=int, default=8,
                         help="nb_prefetcher, rclone --transfers/--checkers, raw GET processes")
-    parser.add_argument("--only", default="a,b,c,d,e,r", help="which measurements (a,b,c,d,e,r)")
+    parser.add_argument("--only", default="a,b,c,d,e,f,r", help="which measurements (a,b,c,d,e,f,r)")
     parser.add_argument("--list-objects", type=int, default=100000,
                         help="objects in the big listing bucket of the RSS test (r)")
     parser.add_argument("--raw-sample", type=int, default=2000, help="objects used to pick the fastest raw client")

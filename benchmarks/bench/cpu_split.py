@@ -9,24 +9,25 @@ from .pyspy import _pyspy_kind, read_stacks
 _RULES = [
     ("job", "job thread: plugin start-up (imports, options, starting helpers)",
      lambda s: "bareos-fd-libcloud.py" in s and ("_find_and_load" in s or "start_helpers" in s or "_start" in s)),
-    ("job", "job thread: plugin calls, reading the pipe (object bytes from a prefetcher)",
+    ("job", "job thread: plugin calls, reading the pipe (object bytes from a fetch helper)",
      lambda s: "bareos_libcloud/" in s and "multiprocessing/connection.py" in s),
     ("job", "job thread: plugin calls, other work", lambda s: "bareos_libcloud/" in s or "bareos-fd-libcloud.py" in s),
     ("job", "job thread: emulated daemon (MD5 signature, volume write, catalog, API checks)",
      lambda s: "Thread._bootstrap" in s),
     ("job", "job process, other threads (emulator's main thread, start-up)", lambda s: True),
-    ("prefetch", "prefetcher: waiting for / reading requests from the job (pipe)",
-     lambda s: "_requests (bareos_libcloud/helper/worker.py" in s),
-    ("prefetch", "prefetcher: pickling (headers, replies on the pipe)", lambda s: _innermost(s) == "pickle"),
-    ("prefetch", "prefetcher: pipe hand-off of the bytes to the job", lambda s: _innermost(s) == "pipe"),
-    ("prefetch", "prefetcher: signing (libcloud SigV4, HMAC)", lambda s: _innermost(s) == "sign"),
-    ("prefetch", "prefetcher: HTTP (http.client send, status line, header parsing, body reads)",
+    ("fetch", "fetch helper: reading the job's messages (pipe)",
+     lambda s: _innermost(s) == "pipe" and "Outbox.send" not in s),
+    ("fetch", "fetch helper: pickling (headers, replies on the pipe)", lambda s: _innermost(s) == "pickle"),
+    ("fetch", "fetch helper: pipe hand-off of the bytes to the job", lambda s: _innermost(s) == "pipe"),
+    ("fetch", "fetch helper: signing (libcloud's hooks, HMAC)", lambda s: _innermost(s) == "sign"),
+    ("fetch", "fetch helper: libcurl (perform, its header and body callbacks)", lambda s: _innermost(s) == "curl"),
+    ("fetch", "fetch helper: HTTP on the thread path (http.client send, status line, headers, body reads)",
      lambda s: _innermost(s) == "http"),
-    ("prefetch", "prefetcher: libcloud request building (URL, headers, response object)",
+    ("fetch", "fetch helper: libcloud request building (URL, headers, response object)",
      lambda s: _innermost(s) == "libcloud"),
-    ("prefetch", "prefetcher: plugin helper code (fetch.py, worker.py, transport.py, driver.py)",
+    ("fetch", "fetch helper: plugin helper code (curlfetch.py, fetcher.py, fetch.py, answers.py, timeutil.py)",
      lambda s: _innermost(s) == "plugin"),
-    ("prefetch", "prefetcher: other (interpreter, start-up)", lambda s: True),
+    ("fetch", "fetch helper: other (interpreter, start-up)", lambda s: True),
     ("lister", "lister", lambda s: True),
     ("helper", "helper start-up (fork server, imports, driver set-up)", lambda s: True),
     ("", "other processes", lambda s: True),
@@ -39,6 +40,8 @@ def _frame_class(frame):
         return "pickle"
     if "multiprocessing/connection.py" in frame or "send_raw (" in frame or "_send_data (" in frame:
         return "pipe"
+    if "CurlPath.step (" in frame or "pycurl" in low:
+        return "curl"
     if "hmac" in low or "signature" in low or "sign_" in low or "_sign" in low or "aws4" in low:
         return "sign"
     if "http/client.py" in frame or "socket.py" in frame or "email/" in frame:
@@ -60,7 +63,7 @@ def _innermost(stack):
 
 
 def _kind_key(kind):
-    for key in ("job", "prefetch", "lister", "helper"):
+    for key in ("job", "fetch", "lister", "helper"):
         if kind.startswith(key):
             return key
     return ""

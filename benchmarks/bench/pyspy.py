@@ -17,8 +17,8 @@ def _pyspy_kind(frames):
     if procs and "--_fd-job" in procs[-1]:
         return "job process (emulator + plugin job thread)"
     text = ";".join(frames)
-    if "prefetcher_main" in text:
-        return "prefetch processes"
+    if "fetcher_main" in text:
+        return "fetch helpers"
     if "lister_main" in text:
         return "lister process"
     if "resource_tracker" in text:

@@ -1,4 +1,4 @@
-"""The run of measurements (a) to (e) and (r): one data set, one server, one concurrency."""
+"""The run of measurements (a) to (f) and (r): one data set, one server, one concurrency."""
 
 import os
 import shutil
@@ -6,7 +6,7 @@ import tempfile
 import time
 import types
 
-from . import a_small, b_rclone_copy, c_raw, d_incremental, e_large, p_profile, r_list_rss
+from . import a_small, b_rclone_copy, c_raw, d_incremental, e_large, f_fixed, p_profile, r_list_rss
 from .common import (BUCKET, HERE, LARGE_BUCKET, LARGE_REF_BUCKET, LARGE_REF_BYTES, LARGE_SINGLE_BUCKET,
                      LIST_BIG_BUCKET, LIST_SMALL_BUCKET, SEED, GiB, MiB, log)
 from .dataset import build_dataset, read_profiles
@@ -50,6 +50,8 @@ def run_main(args, only, command, started, load_start):
             log("uploaded 10000 empty objects in %.1fs (%.0f PUT/s)" % (secs, 10000 / secs))
             secs = upload_empty_objects(server, LIST_BIG_BUCKET, list_count)
             log("uploaded %d empty objects in %.1fs (%.0f PUT/s)" % (list_count, secs, list_count / secs))
+        if "f" in only:
+            upload_empty_objects(server, f_fixed.FIXED_BUCKET, f_fixed.FIXED_OBJECTS)
         keys = server.list_keys(BUCKET)
         assert len(keys) == len(items), (len(keys), len(items))
         time.sleep(1.5)  # Last-Modified has one-second resolution: the full starts after it
@@ -73,6 +75,8 @@ def run_main(args, only, command, started, load_start):
             r_list_rss.measure(ctx)
         if "e" in only:
             e_large.measure(ctx)
+        if "f" in only:
+            f_fixed.measure(ctx)
         if args.pyspy:  # one more full, under py-spy (not timed)
             p_profile.measure(ctx)
         targets(ctx)
@@ -98,7 +102,7 @@ def write_md(args, rep, command, started, server_desc, items, data_bytes, large_
         "`nb_prefetcher=%d`, other options default; rclone `--transfers %d --checkers %d`; raw GET %d processes"
         % (args.concurrency, args.concurrency, args.concurrency, args.concurrency),
         "- peak RSS: the sum of RSS over the process running the emulator and all its descendants "
-        "(job thread, lister, prefetch processes, multiprocessing resource tracker), sampled every 50 ms; "
+        "(job thread, lister, fetch helpers, multiprocessing resource tracker), sampled every 50 ms; "
         "the emulator's own catalog is included, nothing subtracted",
     ]
     lines += md_tables(rep)

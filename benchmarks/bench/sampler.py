@@ -65,7 +65,7 @@ class TreeSampler:
         self.thread.join()
 
     #: helper process names (worker._identify) -> role
-    HELPER_ROLES = {"libcloud-list": "lister", "libcloud-fetch": "prefetch processes", "libcloud-sign": "signer"}
+    HELPER_ROLES = {"libcloud-list": "lister", "libcloud-fetch": "fetch helpers", "libcloud-sign": "signer"}
 
     @classmethod
     def _role(cls, proc, root_pid):
@@ -148,5 +148,5 @@ class TreeSampler:
 
 
 def short_role(role):
-    return {"job process (emulator + plugin job thread)": "job", "prefetch processes": "prefetch",
+    return {"job process (emulator + plugin job thread)": "job", "fetch helpers": "fetch",
             "multiprocessing resource tracker": "tracker"}.get(role, role)

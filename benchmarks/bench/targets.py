@@ -1,6 +1,7 @@
 """The targets of a run (ratios with goals) from its results."""
 
-from .common import log
+from .common import MiB, log
+from .f_fixed import FIXED_GOAL_MIB
 
 
 def targets(ctx):
@@ -13,6 +14,15 @@ def targets(ctx):
     if "full" in results and "raw" in results:
         rep.target("small objects: full backup / raw parallel GET (objects/s)",
                    results["full"]["ops"] / results["raw"]["ops"], 0.8)
+        full, raw = results["full"], results["raw"]
+        helpers = sum(v for k, v in full["cpu"].items() if not k.startswith("job process"))
+        plugin = (full["plugin_cpu"] + helpers) / (full["files"] or 1)
+        rep.target("plugin CPU per small object / the plain signed GET loop's",
+                   plugin / (raw["client_cpu"] / raw["objects"]), 1.0, higher_is_better=False)
+    if "fixed" in results:
+        for n, res in sorted(results["fixed"].items()):
+            rep.target("fixed memory at nb_prefetcher=%d: peak RSS / %d MiB" % (n, FIXED_GOAL_MIB),
+                       res["peak_rss"] / (FIXED_GOAL_MIB * MiB), 1.0, higher_is_better=False)
     if "large" in results:
         for tag, what in (("large", "multipart, no MD5; FileSet Signature=MD5"),
                           ("large_nosig", "multipart, no MD5; FileSet without Signature"),
