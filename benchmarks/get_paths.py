@@ -124,7 +124,7 @@ def main(argv=None):
 
     profiles, _ = read_profiles(os.path.join(HERE, "size-profiles.tsv"))
     items = [(key, size) for key, size in build_dataset(profiles["small30k"], 1.0) if size < 1 << 20]
-    items = items[: args.objects]
+    items = items[:: max(1, len(items) // args.objects)][: args.objects]  # evenly: the profile's shape
     server, desc = start_server(args.server, sum(size for _, size in items))
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     try:
