@@ -122,7 +122,7 @@ def describe(status, headers, start, key="", body=None, sent_key=False):
     Raises ObjectVanished (404), ObjectChanged (412 to a resume, or a whole object where a range
     was asked for), ChangedSinceListed (412 from byte 0), Transient (429/5xx), OtherRegion, or
     FetchError (``body()``, the error document, names the reason where it can: see error_of;
-    ``sent_key``: the GET brought the SSE-C customer key).  Used by the prefetchers and by the
+    ``sent_key``: the GET brought the SSE-C customer key).  Used by the fetch helpers and by the
     job's direct streams (direct.py) alike.  The size is -1 when the answer does not state it
     (no Content-Length).
     """

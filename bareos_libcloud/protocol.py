@@ -10,7 +10,7 @@ helper, so the job never imports it, and the fork server takes the target by ref
 Each helper talks to the job over one duplex pipe.  Messages are tuples whose first item names
 them.  A helper never touches ``bareosfd``; it reports and the job thread writes the job log.
 
-Every request of the job carries an id, and every answer to it names that id: a prefetcher's
+Every request of the job carries an id, and every answer to it names that id: a fetch helper's
 ``seq``, a signer's ``ident``.  The job checks it on each answer; a helper that answers with
 another id, or not in time, is killed and never asked again (its download goes to another
 helper, a signature is asked of a new signer), so a late answer can never be taken for the
@@ -86,7 +86,7 @@ Job -> signer: ``("sign", ident, bucket, key, start, etag, with_key, region)`` (
 ``If-Match``, as for a "get"; ``with_key``: the GET brings the SSE-C customer key; ``region``:
 None, or the region the bucket answered that it is in, to sign for from then on); signer -> job:
 ``("ready",)`` once, or ``("unsupported", why)`` (not an S3-family driver, or a proxy: the job
-streams through the prefetchers instead); then for each request ``("signed", ident, request)``
+streams through the fetch helpers instead); then for each request ``("signed", ident, request)``
 (helper/transport.signed_get) or ``("error", ident, text)``.
 A crash in any helper: ``("fatal", text)``, then its pipe closes.
 

@@ -289,11 +289,11 @@ def test_tls_to_a_server_signed_by_a_private_ca(moto, fd, bucket_name, tmp_path)
         assert {rec.fname: rec.read_bytes() for rec in saved(result).values()} == {
             fname(bucket_name, key): data for key, data in objects.items()}
         debug = " ".join(info for name, info in result.calls if name == "bareosfd.DebugMessage")
-        assert bucket_name in debug and "go through the prefetch processes" not in debug
+        assert bucket_name in debug and "go through the fetch helpers" not in debug
         assert {e.header("Range") for e in front.entries(method="GET", match="/%s/dir/big" % bucket_name)} == {None}
 
         # An interpreter whose ssl module cannot be imported (the job's, not the helpers'): the
-        # large object goes through a prefetch process instead, still over TLS.
+        # large object goes through a fetch helper instead, still over TLS.
         with pytest.MonkeyPatch.context() as patch:
             patch.setitem(sys.modules, "ssl", None)
             no_ssl = fd.backup(plugin + ":ca_file=" + ca_file, job_name="no-ssl")
@@ -301,7 +301,7 @@ def test_tls_to_a_server_signed_by_a_private_ca(moto, fd, bucket_name, tmp_path)
         assert {rec.fname: rec.read_bytes() for rec in saved(no_ssl).values()} == {
             fname(bucket_name, key): data for key, data in objects.items()}
         debug = " ".join(info for name, info in no_ssl.calls if name == "bareosfd.DebugMessage")
-        assert "large objects go through the prefetch processes: the ssl module cannot be imported" in debug
+        assert "large objects go through the fetch helpers: the ssl module cannot be imported" in debug
 
 
 @pytest.mark.parametrize("python", ["/bin/false", "/nonexistent/python3"])

@@ -243,7 +243,7 @@ def test_a_large_object_with_wrong_bytes_is_named_not_saved(moto, proxy, fd, buc
                "Last-Modified": "Mon, 23 Nov 2026 00:00:00 GMT"}
     proxy.respond(200, body=bytes(bogus), headers=headers, times=None, method="GET", match="/%s/big" % bucket_name)
     result = backup(fd, moto, proxy, bucket_name, prefetch_size="1M", retries=1, debug="yes")
-    went_direct = not any("large objects go through the prefetch processes" in d for _, d in result.calls)
+    went_direct = not any("large objects go through the fetch helpers" in d for _, d in result.calls)
     assert went_direct == (path == "direct")
     assert result.status == "W", result.messages
     assert saved(result)["fine"] == fine
@@ -298,7 +298,7 @@ def test_a_killed_prefetcher_loses_nothing(moto, proxy, fd, bucket_name, monkeyp
     thread, killed = kill_the_prefetcher_streaming("big")
     result = backup(fd, moto, proxy, bucket_name, prefetch_size="1M", nb_prefetcher=3, debug="yes")
     thread.join()
-    assert any("large objects go through the prefetch processes" in detail for _, detail in result.calls)
+    assert any("large objects go through the fetch helpers" in detail for _, detail in result.calls)
     assert killed, "the test did not find the prefetcher to kill"
     assert result.status == "T", result.messages
     assert saved(result) == dict(small, big=data)
@@ -486,7 +486,7 @@ def test_a_dead_signer_is_replaced(moto, proxy, fd, bucket_name):
 
 def test_when_no_signer_lives_large_objects_go_through_the_prefetchers(moto, proxy, fd, bucket_name):
     """Once the first large object is read, every signing process dies as soon as it is seen:
-    after a few new ones the large objects are read by the prefetchers, and none is lost (also
+    after a few new ones the large objects are read by the fetch helpers, and none is lost (also
     not the one whose signer just died)."""
     objects = {"big%d" % i: os.urandom(MiB + 300000 + i) for i in range(6)}
     objects.update({"s%d" % i: os.urandom(3000) for i in range(5)})
@@ -509,14 +509,14 @@ def test_when_no_signer_lives_large_objects_go_through_the_prefetchers(moto, pro
     assert killed
     assert result.status == "T", result.messages
     assert saved(result) == objects
-    assert any("large objects go through the prefetch processes" in detail for _, detail in result.calls)
+    assert any("large objects go through the fetch helpers" in detail for _, detail in result.calls)
 
 
 def test_resumed_streams_give_their_memory_back(moto, proxy, fd, bucket_name, monkeypatch):
     """A stream continued in another prefetcher keeps no second reservation: when every download
     is released nothing is reserved (before, 1 MiB stayed per resume, and after ~256 resumes
     prefetching fell to one object at a time)."""
-    monkeypatch.setenv("no_proxy", "127.0.0.1")  # large objects stream through the prefetchers
+    monkeypatch.setenv("no_proxy", "127.0.0.1")  # large objects stream through the fetch helpers
     data = os.urandom(6 * MiB)
     small = {"s%02d" % i: os.urandom(20000) for i in range(10)}
     moto.make_bucket(bucket_name, dict(small, big=data))
@@ -559,7 +559,7 @@ def test_an_object_read_on_demand_must_be_the_listed_version(moto, proxy, fd, bu
     import hashlib
 
     if path == "prefetcher":
-        monkeypatch.setenv("no_proxy", "127.0.0.1")  # large objects stream through the prefetchers
+        monkeypatch.setenv("no_proxy", "127.0.0.1")  # large objects stream through the fetch helpers
     old = os.urandom(3000 if path == "small" else 3 * MiB + 7)
     new = os.urandom(len(old) // 2)
     moto.make_bucket(bucket_name, {"keep": b"k"})
@@ -672,7 +672,7 @@ def test_a_large_object_whose_get_states_no_size(moto, proxy, fd, bucket_name, t
 @pytest.mark.parametrize("path", ["direct", "prefetcher"])
 def test_retries_and_resumes_are_counted(moto, proxy, fd, bucket_name, monkeypatch, path):
     """Without debug=yes too, the job counts every retried request and every resumed transfer,
-    the prefetchers' (their messages) and its own direct streams'."""
+    the fetch helpers' (their messages) and its own direct streams'."""
     if path == "prefetcher":
         monkeypatch.setenv("no_proxy", "127.0.0.1")
     objects = {"small": os.urandom(1000), "large": os.urandom(3 * MiB)}

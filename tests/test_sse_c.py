@@ -188,7 +188,7 @@ def test_sse_c_as_amazon_s3_answers(moto, proxy, fd, bucket_name, tmp_path):
 
 
 def test_a_broken_stream_of_an_encrypted_object_resumes_with_the_key(moto, proxy, fd, bucket_name, tmp_path):
-    """The ranged GET that resumes a direct stream, or a prefetcher's stream, brings the key too."""
+    """The ranged GET that resumes a direct stream, or a fetch helper's stream, brings the key too."""
     key = os.urandom(32)
     objects = {"direct": os.urandom(4 * MiB + 1), "prefetched": os.urandom(700 * 1024)}
     moto.make_bucket(bucket_name, objects)

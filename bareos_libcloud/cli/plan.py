@@ -244,7 +244,7 @@ def _duration(walk, sample, args, report):
                % (fmt_seconds(estimate), plural(timing.gets, "sample GET"), size_text(timing.bytes), timing.seconds,
                   timing.per_small_object * 1000,
                   "%s/s a stream" % size_text(rate) if rate else "no transfer rate (no object of 1 MiB or more read)"))
-    report.out("  (assumes each of the %d prefetch processes gets what one sample GET got, objects of "
+    report.out("  (assumes each of the %d transfers in flight gets what one sample GET got, objects of "
                "prefetch_size or more are read one at a time, and at least %.2f ms of CPU per object on %s; "
                "Bareos's own writing to the storage daemon is not counted)"
                % (opts.nb_prefetcher, CPU_MS_PER_OBJECT, plural(cores, "core")))

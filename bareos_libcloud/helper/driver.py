@@ -15,7 +15,7 @@ Three process-wide settings are made here, which is safe because helper processe
 * A timeout on every request: libcloud sends downloads with no timeout at all (8d: a stalled
   server blocked forever), so requests' ``Session.send`` gets one when the caller gave none.
 * The Azure driver reads downloads from requests in 4 MiB pieces; it is set to the plugin's
-  256 KiB, so a prefetcher's stream holds what prefetch.STREAM_HOLD counts, and a broken
+  256 KiB, so a fetch helper's stream holds what prefetch.STREAM_HOLD counts, and a broken
   transfer resumes from the last 256 KiB reached rather than the last 4 MiB.
 
 For the S3 family the driver also carries what the plugin adds to its requests: the

@@ -1,4 +1,4 @@
-"""Reading one object's bytes through libcloud (runs in a prefetcher process).
+"""Reading one object's bytes through libcloud (runs in a fetch helper).
 
 For the S3 family the GET goes through the driver's own signed connection so that the response
 headers (size, ETag, Last-Modified) are known before the first byte is handed on, and a broken
@@ -7,7 +7,7 @@ providers use the generic ``download_object_as_stream`` and report the listed at
 the driver reads from an offset (Azure Blobs, Swift, ...), a broken transfer resumes with
 ``download_object_range_as_stream``, and since that cannot be made conditional, the object's
 ETag is asked for at the end: the copy counts only if it is still the listed one.  Where the
-driver cannot, BrokenTransfer lets the prefetcher read the object again from the start, as long
+driver cannot, BrokenTransfer lets the fetch helper read the object again from the start, as long
 as none of it was handed on.
 
 Integrity: the byte count must equal the announced size, and where the ETag is a plain MD5

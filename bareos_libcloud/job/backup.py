@@ -69,7 +69,7 @@ class Item:
         self.download = None
 
     def new_download(self, seq, if_match=None):
-        """A download by the prefetchers; ``if_match``: only that version (see open_on_demand)."""
+        """A download by the fetch helpers; ``if_match``: only that version (see open_on_demand)."""
         listed = {"size": self.size, "mtime": self.mtime, "etag": self.etag, "md5": self.md5}
         self.download = Download(seq, self.bucket, self.key, listed, if_match)
         return self.download
@@ -495,7 +495,7 @@ class BackupSession:
                                            listed_size=item.size, if_match=if_match)
             return
         if self.signer.why_not:
-            self.log.debug("large objects go through the prefetch processes: %s" % self.signer.why_not)
+            self.log.debug("large objects go through the fetch helpers: %s" % self.signer.why_not)
             self.signer.why_not = None
         self.seq += 1
         item.new_download(self.seq, if_match)
@@ -529,8 +529,8 @@ class BackupSession:
         download = item.download
         self._wait_settled(download)
         if isinstance(download, DirectDownload) and download.state == FAILED and download.signer_lost:
-            self._release(download)  # no signing process could be started: a prefetcher reads it
-            self.log.debug("%s/%s goes through a prefetch process: %s" % (item.bucket, item.key, download.error))
+            self._release(download)  # no signing process could be started: a fetch helper reads it
+            self.log.debug("%s/%s goes through a fetch helper: %s" % (item.bucket, item.key, download.error))
             self.seq += 1
             download = item.new_download(self.seq, download.if_match)
             self._wait_settled(download)
@@ -597,7 +597,7 @@ class BackupSession:
         return ObjectReader(download, lambda: self.pool.read(download))
 
     def _direct_chunk(self, download):
-        self.pool.pump(0.0)  # the prefetchers keep working on the objects after this one
+        self.pool.pump(0.0)  # the fetch helpers keep working on the objects after this one
         return download.next_chunk()
 
     def done_with(self, item):

@@ -1,13 +1,13 @@
 """Direct streams: the job thread reads a large object straight from the object store.
 
-A prefetcher in between would add a process and two copies of every byte (socket to helper, helper
+A fetch helper in between would add a process and two copies of every byte (socket to helper, helper
 to pipe, pipe to job); on a 2-core machine serving its own object store that pipeline ran at a
 third of one plain GET (performance-sample.md).  So for the S3 family, an object Bareos reads in
 pieces is fetched by the job itself with ``http.client`` (stdlib only, as the job side must be):
 a helper process, the **signer**, has libcloud build and sign each GET (transport.signed_get),
 and the job sends it.  The job holds one 256 KiB piece of the object at a time.
 
-Everything the prefetchers guarantee holds here too: a broken transfer resumes from the byte
+Everything the fetch helpers guarantee holds here too: a broken transfer resumes from the byte
 reached with ``Range`` and ``If-Match`` (same ETag), up to ``retries`` times; the byte count must
 equal the announced size, and a plain-MD5 ETag must match the bytes.  A stalled server ends a
 read after ``timeout`` seconds (the socket's timeout), and a cancel shuts the socket down from
@@ -32,7 +32,7 @@ from .prefetch import ENDED, FAILED, QUEUED, STREAMING, VANISHED, JobCancelled
 #: Seconds the signer may take to start (a fresh interpreter importing libcloud) or to answer.
 SIGNER_SECONDS = 60
 #: Signing processes one job may start: the first and a few to replace one that died, did not
-#: answer in time or answered another request (then large objects go through the prefetchers).
+#: answer in time or answered another request (then large objects go through the fetch helpers).
 SIGNER_STARTS = 4
 #: Bytes of an error answer read for its S3 error document (answers.error_of).
 ERROR_DOCUMENT_BYTES = 64 * 1024
@@ -116,7 +116,7 @@ class Signer:
 
     def usable(self):
         """Start the signer if needed (again, if the last one was ended, a few times per job);
-        False when large objects must go through the prefetchers."""
+        False when large objects must go through the fetch helpers."""
         if self.helper is not None and not self.helper.process.is_alive():
             self._discard("the signing process ended")
         if self.available and self.helper is None:
@@ -226,7 +226,7 @@ class DirectDownload:
         self.state = QUEUED
         self.size = self.mtime = self.etag = self.error = None
         self.size_listed = False  # the GET did not state the size: the listed one stands for it
-        self.signer_lost = False  # failed because no signer could sign: the prefetchers may read it
+        self.signer_lost = False  # failed because no signer could sign: the fetch helpers may read it
         self.checked = False  # _last_piece_problem ran
         self.received = 0
         self.data = None  # never held whole
