@@ -37,3 +37,10 @@ def parse_size_text(text):
     text = text.strip().upper()
     mult = {"K": 1024, "M": MiB, "G": GiB}.get(text[-1:], 1)
     return int(float(text.rstrip("KMG")) * mult)
+
+
+#: Options of the no-change incrementals (d, r, l): no incremental_margin.  The margin (1 h by
+#: default) saves again what changed shortly before the last backup, for the clock skew between
+#: an object store and the director; the benchmark's data was written seconds before its Full, on
+#: the same clock, so with the margin an "unchanged" incremental would save every object.
+NO_MARGIN = {"incremental_margin": "0"}

@@ -4,7 +4,7 @@ import subprocess
 
 from harness import plugin_string
 
-from .common import BUCKET, log
+from .common import BUCKET, NO_MARGIN, log
 from .fdjob import run_fd_job
 from .rclone import run_rclone
 
@@ -19,7 +19,7 @@ def measure(ctx):
     opts = ctx.opts
     fdwork = ctx.fdwork
     log("\n(d) no-change incremental (plain, not accurate) vs rclone lsf -R")
-    inc = run_fd_job(fdwork, plugin_string(server, **opts), level="I")
+    inc = run_fd_job(fdwork, plugin_string(server, **dict(opts, **NO_MARGIN)), level="I")
     inc["ops"] = len(items) / inc["seconds"]
     results["incr"] = inc
     if inc["files"] != 0:

@@ -5,7 +5,7 @@ import shutil
 import tempfile
 import time
 
-from .common import fmt_mib, log
+from .common import NO_MARGIN, fmt_mib, log
 from .fdjob import run_fd_job
 from .report import Report, md_head, md_tables, prepend_md
 from .sampler import short_role
@@ -29,7 +29,7 @@ def listing_main(args, command, started, load_start):
                 # an empty Full (prefix matches nothing) so that the emulator's catalog stays empty
                 run_fd_job(wd, plugin_string(server, prefix="no-such-prefix/", **o), level="F", job_name="list")
                 time.sleep(1.1)
-                r = run_fd_job(wd, plugin_string(server, **o), level="I", job_name="list")
+                r = run_fd_job(wd, plugin_string(server, **dict(o, **NO_MARGIN)), level="I", job_name="list")
                 shutil.rmtree(wd, ignore_errors=True)
                 summary = "%d objects listed, 0 saved" % count
                 if r["status"] != "T" or r["files"] or not any(summary in m for m in r["messages"]):

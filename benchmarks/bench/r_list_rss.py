@@ -7,7 +7,7 @@ import time
 
 from harness import plugin_string
 
-from .common import LIST_BIG_BUCKET, LIST_SMALL_BUCKET, fmt_mib, log
+from .common import LIST_BIG_BUCKET, LIST_SMALL_BUCKET, NO_MARGIN, fmt_mib, log
 from .fdjob import run_fd_job
 from .rclone import run_rclone
 
@@ -27,7 +27,7 @@ def measure(ctx):
         # an empty Full (prefix matches nothing) so that the emulator's catalog stays empty
         run_fd_job(wd, plugin_string(server, prefix="no-such-prefix/", **o), level="F", job_name="list")
         time.sleep(1.1)
-        r = run_fd_job(wd, plugin_string(server, **o), level="I", job_name="list")
+        r = run_fd_job(wd, plugin_string(server, **dict(o, **NO_MARGIN)), level="I", job_name="list")
         r["ops"] = count / r["seconds"]
         results["list_" + tag] = r
         rep.add("(r) listing-only incremental, %d objects" % count,
