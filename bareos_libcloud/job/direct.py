@@ -212,7 +212,7 @@ class Hasher:
 
 
 class DirectDownload:
-    """One large object read by the job thread; the attributes match prefetch.Download's.
+    """One large object read by the job thread, with prefetch.Download's interface.
 
     ``listed_size``: the size Bareos is told when the GET does not state one (no
     Content-Length); the bytes must then add up to it.  ``if_match``: read only this version
