@@ -116,6 +116,23 @@ def precondition_failed(start):
     return ObjectChanged("the object changed while it was read") if start else ChangedSinceListed()
 
 
+def wrong_size(got, announced):
+    """The reason a copy of ``got`` bytes is not the object the store announced (``announced``
+    bytes; None or negative: not stated), or None.  Every path checks with this: the fetch
+    helpers' thread and curl paths, the job's direct streams."""
+    if announced is not None and announced >= 0 and got != announced:
+        return "got %d bytes, the object store announced %d" % (got, announced)
+    return None
+
+
+def wrong_md5(hexdigest, expected, what="the ETag"):
+    """The reason bytes whose MD5 is ``hexdigest`` are not the ones whose MD5 is ``expected`` (a
+    plain-MD5 ETag, or ``what`` else states it), or None; checked wherever the MD5 is known."""
+    if expected and hexdigest != expected:
+        return "the MD5 of the bytes read does not match %s %s" % (what, expected)
+    return None
+
+
 def describe(status, headers, start, key="", body=None, sent_key=False):
     """``(size, mtime, etag, md5_checkable)`` of a GET's answer; ``headers`` with lowercase names.
 

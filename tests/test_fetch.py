@@ -133,7 +133,7 @@ def test_a_generic_read_of_the_listed_version_confirms_it(moto, bucket_name, mon
 def test_an_object_read_on_demand_must_match_its_listed_attributes(size, etag, error):
     from bareos_libcloud.job import prefetch
 
-    download = prefetch.Download(1, "b", "k", {})
+    download = prefetch.Download(None, 1, "b", "k", {})
     download.state, download.size, download.etag = prefetch.COMPLETE, 100, "e1"
     assert prefetch.changed_since_listed(download, size, etag) is (error is None)
     if error:

@@ -100,7 +100,7 @@ def test_a_prefetcher_answering_for_another_download_is_ended(moto, bucket_name,
                                  inline_limit=MiB, stall_seconds=600, cancelled=threading.Event(), faults=faults,
                                  target=fakehelpers.wrong_seq_fetcher_main)
     try:
-        download = prefetch.Download(1, bucket_name, "a", {"size": len(a), "mtime": None, "etag": None, "md5": None})
+        download = prefetch.Download(pool, 1, bucket_name, "a", {"size": len(a), "mtime": None, "etag": None, "md5": None})
         pool.add(download)
         pool.pump(0.0)
         first = pool.helpers[0]

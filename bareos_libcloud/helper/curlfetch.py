@@ -15,6 +15,7 @@ import hashlib
 
 import pycurl
 
+from ..answers import wrong_md5, wrong_size
 from ..retry import RETRIED
 from . import driver as driver_mod
 from . import fetch
@@ -167,10 +168,9 @@ class CurlPath:
             size, mtime, etag, checkable = fetch.describe(200, headers, 0, key)
         except fetch.FetchError as exc:
             return str(exc)
-        if size >= 0 and size != len(body):
-            return "got %d bytes, the object store announced %d" % (len(body), size)
-        if checkable and hashlib.md5(body).hexdigest() != etag:
-            return "the MD5 of the bytes read does not match the ETag %s" % etag
+        problem = wrong_size(len(body), size) or (checkable and wrong_md5(hashlib.md5(body).hexdigest(), etag))
+        if problem:
+            return problem
         self.outbox.send(("object", seq, key, len(body), mtime, etag, len(body)), body)
         return None
 

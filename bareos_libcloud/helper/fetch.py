@@ -26,6 +26,8 @@ import hashlib
 # with the job side; the names helper code reads as ``fetch.<name>`` are imported here with it.
 from ..answers import (  # noqa: F401 - re-exported: fetch.<name>
     CHUNK_SIZE,
+    wrong_md5,
+    wrong_size,
     BrokenTransfer,
     ChangedSinceListed,
     CorruptRead,
@@ -273,11 +275,14 @@ def read_object(driver, bucket, key, listed, retry, start=0, etag=None):
             if pinned:
                 raise ChangedSinceListed() from None
             raise
-    if stream.size is not None and stream.size >= 0 and done != stream.size:
-        raise FetchError("got %d bytes, the object store announced %d" % (done, stream.size))
+    problem = wrong_size(done, stream.size)
+    if problem:
+        raise FetchError(problem)
     if stream.size is None or stream.size < 0:
         stream.size = done
-    if digest is not None and digest.hexdigest() != stream.md5:
-        what = "the ETag" if stream.md5 == stream.etag else "the MD5 the listing states,"
-        raise CorruptRead("the MD5 of the bytes read does not match %s %s" % (what, stream.md5))
+    if digest is not None:
+        problem = wrong_md5(digest.hexdigest(), stream.md5,
+                            "the ETag" if stream.md5 == stream.etag else "the MD5 the listing states,")
+        if problem:
+            raise CorruptRead(problem)
     yield stream, b""

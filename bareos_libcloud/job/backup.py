@@ -68,10 +68,10 @@ class Item:
         self.restored = restored  # its restore request (archived=request) made it readable
         self.download = None
 
-    def new_download(self, seq, if_match=None):
+    def new_download(self, pool, seq, if_match=None):
         """A download by the fetch helpers; ``if_match``: only that version (see open_on_demand)."""
         listed = {"size": self.size, "mtime": self.mtime, "etag": self.etag, "md5": self.md5}
-        self.download = Download(seq, self.bucket, self.key, listed, if_match)
+        self.download = Download(pool, seq, self.bucket, self.key, listed, if_match)
         return self.download
 
 
@@ -205,7 +205,7 @@ class BackupSession:
         self.seq = 0
         self.pool = None
         self.signer = None
-        self.direct = None  # the DirectDownload being read, for a cancel from another thread
+        self.current = None  # the download being opened or read, for a cancel from another thread
         self.faults = FaultCounts(log.debug)  # retried requests, resumed transfers: for the summary
         if not policy.estimate:
             self.signer = Signer(self.config, python, cancelled)
@@ -256,11 +256,11 @@ class BackupSession:
 
     def close(self):
         """End every helper process; safe to call more than once, also on cancel."""
+        if self.current is not None:
+            self.current.close()
+            self.current = None
         if self.pool is not None:
             self.pool.close()
-        if self.direct is not None:
-            self.direct.close()
-            self.direct = None
         if self.signer is not None:
             self.signer.stop()
         if self.lister is not None:
@@ -361,7 +361,7 @@ class BackupSession:
             item = Item(bucket, key, fname, plan, size, mtime, etag, md5, forced, restored)
             if plan == PREFETCH:
                 self.seq += 1
-                self.pool.add(item.new_download(self.seq))
+                self.pool.add(item.new_download(self.pool, self.seq))
             self.upcoming.append(item)
 
     def _tally(self, bucket, tally):
@@ -498,28 +498,22 @@ class BackupSession:
             self.log.debug("large objects go through the fetch helpers: %s" % self.signer.why_not)
             self.signer.why_not = None
         self.seq += 1
-        item.new_download(self.seq, if_match)
+        item.new_download(self.pool, self.seq, if_match)
 
     def _wait_settled(self, download):
-        if isinstance(download, DirectDownload):
-            self.direct = download
-            download.open()
-        else:
-            self.pool.wait_settled(download)
+        self.current = download
+        download.open()
 
     def _release(self, download):
-        if isinstance(download, DirectDownload):
-            download.close()
-            if self.direct is download:
-                self.direct = None
-        else:
-            self.pool.release(download)
+        download.close()
+        if self.current is download:
+            self.current = None
 
     def abort(self):
-        """From the cancelling thread: unblock a direct read the job thread may be waiting in."""
-        direct = self.direct
-        if direct is not None:
-            direct.abort()
+        """From the cancelling thread: unblock a read the job thread may be waiting in."""
+        current = self.current
+        if current is not None:
+            current.abort()
 
     def _settle(self, item, on_demand=False):
         """Wait for the item's download to know its attributes; False if it is not saved.
@@ -528,11 +522,11 @@ class BackupSession:
         another version fails, and the caller reports a failure."""
         download = item.download
         self._wait_settled(download)
-        if isinstance(download, DirectDownload) and download.state == FAILED and download.signer_lost:
+        if download.state == FAILED and download.signer_lost:
             self._release(download)  # no signing process could be started: a fetch helper reads it
             self.log.debug("%s/%s goes through a fetch helper: %s" % (item.bucket, item.key, download.error))
             self.seq += 1
-            download = item.new_download(self.seq, download.if_match)
+            download = item.new_download(self.pool, self.seq, download.if_match)
             self._wait_settled(download)
         if on_demand:
             return changed_since_listed(download, item.size, item.etag)
@@ -586,17 +580,15 @@ class BackupSession:
             self._new_stream(item, if_match=item.etag)
         else:
             self.seq += 1
-            item.new_download(self.seq, item.etag)
+            item.new_download(self.pool, self.seq, item.etag)
         return self._settle(item, on_demand=True)
 
     def reader(self, item):
         """An :class:`~.streaming.ObjectReader` for the item's bytes."""
         download = item.download
-        if isinstance(download, DirectDownload):
-            return ObjectReader(download, lambda: self._direct_chunk(download))
-        return ObjectReader(download, lambda: self.pool.read(download))
+        return ObjectReader(download, lambda: self._next_chunk(download))
 
-    def _direct_chunk(self, download):
+    def _next_chunk(self, download):
         self.pool.pump(0.0)  # the fetch helpers keep working on the objects after this one
         return download.next_chunk()
 

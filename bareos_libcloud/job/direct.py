@@ -212,7 +212,7 @@ class Hasher:
 
 
 class DirectDownload:
-    """One large object read by the job thread; the attributes match prefetch.Download's.
+    """One large object read by the job thread, with prefetch.Download's interface.
 
     ``listed_size``: the size Bareos is told when the GET does not state one (no
     Content-Length); the bytes must then add up to it.  ``if_match``: read only this version
@@ -346,8 +346,8 @@ class DirectDownload:
         if self.size_listed and self._more_follows():
             return ("the object store sent more than the %d bytes listed (its answer stated no size)"
                     % self.size)
-        if self.digest is not None and not self._digest_matches():
-            return self._md5_mismatch()
+        if self.digest is not None:
+            return answers.wrong_md5(self.digest.hexdigest(), self.etag)
         return None
 
     def _more_follows(self):
@@ -359,11 +359,6 @@ class DirectDownload:
         except (OSError, http.client.HTTPException):
             return True  # cannot tell whether more would have come: not a copy to rely on
 
-    def _digest_matches(self):
-        return self.digest.hexdigest() == self.etag
-
-    def _md5_mismatch(self):
-        return "the MD5 of the bytes read does not match the ETag %s" % self.etag
 
     def _read(self):
         known = self.size is not None and self.size >= 0

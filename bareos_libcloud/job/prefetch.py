@@ -45,14 +45,23 @@ class PoolFailed(Exception):
 
 
 class Download:
-    """One object's transfer, as the job sees it."""
+    """One object's transfer through the fetch helpers, as the job sees it.
+
+    The interface every download of the job has (direct.DirectDownload too): ``open()`` waits
+    until its attributes are known or it failed; then ``state``, ``size``, ``mtime``, ``etag``,
+    ``error``, ``data`` (the whole object, when COMPLETE); ``next_chunk()`` gives a stream's next
+    chunk (b"" at its end, None if it broke); ``close()`` lets it go; ``abort()``, from another
+    thread, unblocks a wait; ``signer_lost``: it failed only for want of a signature.
+    """
 
     __slots__ = (
-        "seq", "bucket", "key", "listed", "if_match", "state", "helper", "data", "chunks", "received",
+        "pool", "seq", "bucket", "key", "listed", "if_match", "state", "helper", "data", "chunks", "received",
         "size", "mtime", "etag", "error", "reserved", "last_heard", "restarts",
     )
+    signer_lost = False
 
-    def __init__(self, seq, bucket, key, listed, if_match=None):
+    def __init__(self, pool, seq, bucket, key, listed, if_match=None):
+        self.pool = pool
         self.seq = seq
         self.bucket = bucket
         self.key = key
@@ -72,6 +81,18 @@ class Download:
     def settled(self):
         """True once the attributes are known (or it failed)."""
         return self.state not in (QUEUED, RUNNING)
+
+    def open(self):
+        self.pool.wait_settled(self)
+
+    def next_chunk(self):
+        return self.pool.read(self)
+
+    def close(self):
+        self.pool.release(self)
+
+    def abort(self):
+        """Nothing to unblock: the pool's waits look for the cancel every 0.2 s."""
 
 
 def changed_since_listed(download, size, etag):
