@@ -39,6 +39,7 @@ class CurlPath:
         self.running = {}  # seq -> easy handle
         self.followed = set()  # seqs sent again for their bucket's region
         self.signers = {}  # driver (the home one, one per region followed) -> its QuickSigner
+        self.containers = {}  # (driver, bucket) -> libcloud's Container, which _get_object_path takes
 
     # -- the loop's interface ---------------------------------------------------------------
     def busy(self):
@@ -60,7 +61,10 @@ class CurlPath:
         if signer is None:
             cache_signing_key(drv)
             signer = self.signers[drv] = QuickSigner(drv)
-        signed = signer.sign(drv._get_object_path(fetch._container(drv, bucket), key), fetch.range_headers(0, etag))
+        container = self.containers.get((drv, bucket))
+        if container is None:
+            container = self.containers[(drv, bucket)] = fetch._container(drv, bucket)
+        signed = signer.sign(drv._get_object_path(container, key), fetch.range_headers(0, etag))
         handle = self.spare.pop() if self.spare else self._new_handle()
         handle.request = request
         handle.body = bytearray()
