@@ -201,8 +201,6 @@ def signed_get(drv, path, headers):
     Returns a dict: scheme, host, port, target, headers, and the TLS settings libcloud uses.
     The signature is valid for minutes (SigV4 dates, SigV2 ``Expires``): sign just before use.
     """
-    import libcloud.security
-
     connection = drv.connection
     recorder = RequestRecorder(connection.host, connection.port, connection.secure)
     sender, connection.connection = connection.connection, recorder
@@ -210,7 +208,13 @@ def signed_get(drv, path, headers):
         connection.request(path, method="GET", headers=headers, raw=True, stream=True)
     finally:
         connection.connection = sender
-    method, target, headers = recorder.recorded
+    return _request(connection, *recorder.recorded)
+
+
+def _request(connection, method, target, headers):
+    """The dict signed_get returns: a request as sent on the wire, and where and how to send it."""
+    import libcloud.security
+
     return {
         "secure": bool(connection.secure),
         "host": connection.host,
@@ -277,7 +281,6 @@ class QuickSigner:
         return self._quick(path, headers)
 
     def _quick(self, path, extra):
-        import libcloud.security
         from urllib.parse import urlencode
 
         connection = self.drv.connection
@@ -292,14 +295,4 @@ class QuickSigner:
         url = action
         if params:
             url = ("&" if "?" in action else "?").join((action, urlencode(params, doseq=True)))
-        method, target, headers = _on_the_wire("GET", url, headers)
-        return {
-            "secure": bool(connection.secure),
-            "host": connection.host,
-            "port": int(connection.port),
-            "method": method,
-            "target": target,
-            "headers": headers,
-            "verify": bool(libcloud.security.VERIFY_SSL_CERT),
-            "cafile": libcloud.security.CA_CERTS_PATH,
-        }
+        return _request(connection, *_on_the_wire("GET", url, headers))
