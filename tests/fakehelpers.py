@@ -74,3 +74,15 @@ def wrong_seq_fetcher_main(conn, config):
         return message
 
     worker.fetcher_main(_Wrapped(conn, change), config)
+
+
+def swapped_seq_fetcher_main(conn, config):
+    """A fetch helper that announces its first object under the ``seq`` of the other download it
+    runs (seqs 1 and 2): an id the job did give that helper, for another key."""
+
+    def change(message):
+        if message[0] in ("object", "begin") and message[1] in (1, 2) and _first_time(config):
+            return (message[0], 3 - message[1]) + tuple(message[2:])
+        return message
+
+    worker.fetcher_main(_Wrapped(conn, change), config)

@@ -112,3 +112,37 @@ def test_a_prefetcher_answering_for_another_download_is_ended(moto, bucket_name,
         assert pool.reserved == 0
     finally:
         pool.close()
+
+
+def test_an_answer_under_another_running_downloads_seq_is_caught_by_its_key(moto, bucket_name, config, modules):
+    """One fetch helper runs two downloads; it answers the first one it finishes under the other's
+    seq. The seq alone would pass (that helper does run it): the key named in the answer does not,
+    so the helper is ended and both objects come whole, each with its own bytes."""
+    from bareos_libcloud.job.helpers import python_executable
+
+    _, prefetch, retry = modules
+    a, b = os.urandom(200000), os.urandom(100000)
+    moto.make_bucket(bucket_name, {"a": a, "b": b})
+    faults = retry.FaultCounts()
+    pool = prefetch.PrefetchPool(config, python_executable(), workers=2, queue_size=4, memory_budget=64 * MiB,
+                                 inline_limit=MiB, stall_seconds=600, cancelled=threading.Event(), faults=faults,
+                                 target=fakehelpers.swapped_seq_fetcher_main)
+    try:
+        downloads = [prefetch.Download(pool, seq, bucket_name, key, {"size": len(data), "mtime": None, "etag": None,
+                                                                     "md5": None})
+                     for seq, key, data in ((1, "a", a), (2, "b", b))]
+        for download in downloads:
+            pool.add(download)
+        pool.pump(0.0)
+        first = pool.helpers[0]
+        for download in downloads:
+            pool.wait_settled(download)
+        assert [bytes(d.data) for d in downloads] == [a, b]
+        assert all(d.state == prefetch.COMPLETE for d in downloads)
+        assert first not in pool.helpers and not first.process.is_alive()
+        assert faults.retried >= 1
+        for download in downloads:
+            pool.release(download)
+        assert pool.reserved == 0
+    finally:
+        pool.close()

@@ -80,8 +80,8 @@ class CurlPath:
             handle.setopt(pycurl.SSL_VERIFYHOST, 2 if signed["verify"] else 0)
             if signed["cafile"]:
                 handle.setopt(pycurl.CAINFO, signed["cafile"])
-        self.running[seq] = handle
         self.multi.add_handle(handle)
+        self.running[seq] = handle
         return True
 
     def cancel(self, seq):

@@ -287,6 +287,17 @@ def _curl_path(drv, config, outbox, fallback):
     return CurlPath(drv, config, outbox, fallback)
 
 
+def _on_curl(curl, request, outbox):
+    """Start ``request`` on the curl path; False leaves it to the threads (not a case for curl, or
+    curl could not start it: the thread path then meets the same problem and names it)."""
+    try:
+        return curl.add(request)
+    except Exception as exc:  # noqa: BLE001 - one object's problem, not the helper's
+        outbox.send(("debug", outbox.scrub("the curl path could not start %r (%s: %s); it goes through a thread"
+                                           % (request[3], type(exc).__name__, exc))))
+        return False
+
+
 def serve(conn, drv, config):
     """The fetch helper's loop: take the job's messages, move the curl transfers along."""
     outbox = Outbox(conn, config.get("secrets", ()))
@@ -310,7 +321,7 @@ def serve(conn, drv, config):
             message = conn.recv()
             kind = message[0]
             if kind == "get":
-                if curl is None or not curl.add(message):
+                if curl is None or not _on_curl(curl, message, outbox):
                     threads.add(message)
             elif kind == "more":
                 credits.grant(message[1], message[2])
