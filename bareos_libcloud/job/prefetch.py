@@ -29,6 +29,8 @@ QUEUED, RUNNING, COMPLETE, STREAMING, ENDED, VANISHED, FAILED = range(7)
 MAX_RESTARTS = 3
 #: Bytes a helper may hold beyond an object's listed size before it streams it instead.
 GROWTH_SLACK = 256 * 1024
+#: Messages pump takes from one helper's pipe at a time, at most.
+DRAIN = 32
 #: Downloads one fetch helper runs at once, at most (more transfers: more helpers).
 SLOTS_PER_HELPER = 64
 #: What a stream holds at most: WINDOW chunks in the job (or the pipe), one being read, two in its
@@ -162,8 +164,12 @@ class PrefetchPool:
             return
         for fd, _ in self.poller.poll(timeout * 1000.0):
             helper = listening.get(fd)
-            if helper is not None and helper.alive:
+            taken = 0
+            # One pipe carries all of a helper's downloads: take what is there now (up to a bound),
+            # not one message per pump (pump's own work would then come once per message).
+            while helper is not None and helper.alive and taken < DRAIN and (taken == 0 or helper.ready(0.0)):
                 self._receive(helper)
+                taken += 1
         self._watchdog()
         self._dispatch()
 
