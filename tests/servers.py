@@ -895,11 +895,11 @@ def main(argv):
     srv = SERVERS[argv[0]]()
     t0 = time.monotonic()
     with srv:
-        print("%s up in %.1fs at %s" % (type(srv).__name__, time.monotonic() - t0, srv.endpoint_url))
-        print("plugin options:", srv.plugin_options())
-        print("key=%s secret=%s region=%s" % (srv.key, srv.secret, getattr(srv, "region", None)),
-              flush=True)
-        try:
+        try:  # a Ctrl-C right after the last line (a test sends one) must not escape as a traceback
+            print("%s up in %.1fs at %s" % (type(srv).__name__, time.monotonic() - t0, srv.endpoint_url))
+            print("plugin options:", srv.plugin_options())
+            print("key=%s secret=%s region=%s" % (srv.key, srv.secret, getattr(srv, "region", None)),
+                  flush=True)
             while True:
                 time.sleep(3600)
         except KeyboardInterrupt:
