@@ -85,11 +85,14 @@ class CurlPath:
         return True
 
     def cancel(self, seq):
+        """Drop a transfer of this path; False when it has none under ``seq``."""
         handle = self.running.pop(seq, None)
         self.followed.discard(seq)
-        if handle is not None:
-            self.multi.remove_handle(handle)
-            self._recycle(handle)
+        if handle is None:
+            return False
+        self.multi.remove_handle(handle)
+        self._recycle(handle)
+        return True
 
     def step(self):
         """Move every transfer along and settle those that ended."""
@@ -177,7 +180,6 @@ class CurlPath:
             return problem
         self.outbox.send(("object", seq, key, len(body), mtime, etag, len(body)), body)
         return None
-
 
     def _follow(self, request, region):
         """Send ``request`` again, signed for the bucket's ``region`` (libcloud's RegionFollower

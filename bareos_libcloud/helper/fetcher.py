@@ -247,12 +247,14 @@ class ThreadPath:
         self.outbox.send(("vanished", seq) if isinstance(error, fetch.ObjectVanished) else ("error", seq, str(error)))
 
     def _serve(self):
-        drv = self._driver()
+        drv = None
         retry = self.outbox.retry_policy(self.config)
         while True:
             request, after = self.requests.get()
             seq = request[1]
             try:
+                if drv is None:
+                    drv = self._driver()  # here: a failure fails this object, named, not the thread
                 if self.credits.is_dropped(seq):
                     pass
                 elif request[0] == "confirm-vanished":
@@ -326,9 +328,8 @@ def serve(conn, drv, config):
             elif kind == "more":
                 credits.grant(message[1], message[2])
             elif kind == "cancel":
-                credits.drop(message[1])
-                if curl is not None:
-                    curl.cancel(message[1])
+                if curl is None or not curl.cancel(message[1]):
+                    credits.drop(message[1])  # a thread's download (or one already done)
             else:  # "stop"
                 return
             job_spoke = bool(pipe.poll(0))
