@@ -592,3 +592,120 @@ def test_sparse_parallel_path_drops_a_zero_block_at_the_very_end(fd, tmp_path):
     assert record.read_bytes() == data[:-BLOCK]
     data, record = sparse_backup(fd, tmp_path, [x, zero])  # exactly two reads: nothing skipped
     assert record_offsets(record) == [0, BLOCK] and record.read_bytes() == data
+
+
+# ------------------------------------------------------------ plugin options
+# bEventNewPluginOptions: filed/dir_cmd.cc PluginoptionsCmd, fd_plugins.cc GeneratePluginEvent,
+# python-fd.cc handlePluginEvent/parse_plugin_definition (docs/emulator.md "Plugin options").
+def parses(result):
+    """What parse_plugin_definition received, in order (the emulator's call record)."""
+    return [info for name, info in result.calls if name == "parse_plugin_definition"]
+
+
+def backed_up(fd, tmp_path, **options):
+    fd.backup(plugin(tmp_path, **options))
+    read_log(tmp_path)
+    return "log=%s:" % (tmp_path / "log.jsonl")
+
+
+@pytest.mark.parametrize("options", ["python3:restore_to=bucket",
+                                     "python3:restore_to=bucket:",   # its ':' is not doubled
+                                     "python:restore_to=bucket"])    # name minus its last char
+def test_restore_plugin_options_are_prepended_at_the_first_file_only(fd, tmp_path, options):
+    """The event arrives before the first file while Python is not loaded: nothing is imported,
+    nothing is reported, the plugin sees nothing; python-fd saves the raw string and parses
+    saved + the first file's backup-time string, so load_bareos_plugin and the first
+    parse_plugin_definition get restore_to=bucket first. Later files: Python is loaded, plain."""
+    backup_opts = backed_up(fd, tmp_path)
+    result = fd.restore(where=str(tmp_path / "r"), plugin_options=options)
+    assert result.status == "T" and not result.messages
+    first = "restore_to=bucket:" + backup_opts
+    assert parses(result) == [first] + [backup_opts] * 4
+    names = result.call_names(core=True)
+    assert names.index("core:NewPluginOptions") < names.index("core:RestoreCommand")
+    assert ("core:import", "no module_name: nothing imported (bRC_Error, no message)") \
+        in result.calls
+    # the module_name of the backup-time string is the one imported, with the combined options
+    assert ("core:import", "bareos-fd-memfiles") in result.calls
+    assert ("load_bareos_plugin", first) in result.calls
+    log = read_log(tmp_path)
+    assert log[0] == dict(log[0], call="__init__", plugindef=first)
+    assert [e["plugindef"] for e in log if e["call"] == "parse_plugin_definition"] \
+        == [first] + [backup_opts] * 4
+    assert not any(e.get("event") == 20 for e in log)   # never a handle_plugin_event
+
+
+def test_restore_plugin_options_for_another_plugin_are_not_delivered(fd, tmp_path):
+    """GeneratePluginEvent sends a named string only to the plugin of that name (find_plugin):
+    for bpipe, python3-fd gets nothing and nothing is prepended."""
+    backup_opts = backed_up(fd, tmp_path)
+    result = fd.restore(where=str(tmp_path / "r"), plugin_options="bpipe:restore_to=bucket")
+    assert result.status == "T" and not result.messages
+    assert parses(result) == [backup_opts] * 5
+    assert ("core:NewPluginOptions", "not delivered: no plugin named 'bpipe'") in result.calls
+    assert not any(name == "core:plugin_options" for name, _ in result.calls)
+
+
+def test_restore_plugin_options_last_one_replaces_the_saved_string(fd, tmp_path):
+    """bconsole's pluginoptions= and then each FD Plugin Options line: every event frees the
+    saved string before saving its own, so only the last one is prepended."""
+    backup_opts = backed_up(fd, tmp_path)
+    result = fd.restore(where=str(tmp_path / "r"),
+                        plugin_options=["python3:restore_to=a", "python3:restore_prefix=x/"])
+    assert parses(result)[:2] == ["restore_prefix=x/:" + backup_opts, backup_opts]
+
+
+def test_restore_plugin_options_module_path_keeps_the_first_value(fd, tmp_path):
+    """The options' module_path goes into sys.path at the event (PyLoadModule inserts a
+    module_path once: python_path_is_set) and stays python-fd's module_path at the first file
+    (while options are saved, the first value seen is kept: SetStringIfNull), so the backup-time
+    module_path is never inserted and the module is not found."""
+    backed_up(fd, tmp_path)
+    result = fd.restore(where=str(tmp_path / "r"),
+                        plugin_options="python3:module_path=/nonexistent-fdemu:restore_to=b")
+    assert result.status == "f" and not parses(result)
+    assert any("ModuleNotFoundError" in text for text in result.texts(M_FATAL))
+    assert not any(name == "load_bareos_plugin" for name, _ in result.calls)
+
+
+def test_restore_plugin_options_with_module_name_load_at_the_event(fd, tmp_path):
+    """With a module_name the options load the module at once (PyLoadModule at the event), with
+    Type I and JobStatus C (before the restore command); the restore then gets
+    bEventStartRestoreJob and every file's parse gets only its backup-time options."""
+    backup_opts = backed_up(fd, tmp_path)
+    log = "log=%s" % (tmp_path / "log.jsonl")
+    options = "python3:module_path=%s:module_name=bareos-fd-misbehave:%s:restore_to=b" % (
+        PLUGINS, log)
+    result = fd.restore(where=str(tmp_path / "r"), plugin_options=options)
+    assert result.status == "T"
+    assert ("core:import", "bareos-fd-misbehave") in result.calls
+    assert parses(result) == [log + ":restore_to=b:"] + [backup_opts] * 5
+    names = result.call_names()
+    assert names[:3] == ["load_bareos_plugin", "parse_plugin_definition", "handle_plugin_event"]
+    entries = read_log(tmp_path)
+    assert (entries[0]["call"], entries[0]["type"], entries[0]["status"]) == ("__init__", "I", "C")
+    assert entries[2]["event"] == 5 and entries[2]["type"] == "R"
+
+
+def test_backup_plugin_options_reach_the_loaded_module(fd, tmp_path):
+    """A backup's options come after the FileSet (dird/backup.cc: SendPluginOptions after
+    SendIncludeExcludeLists): the module is loaded, so Python's parse_plugin_definition gets
+    them at once; the BackupCommand's parse then gets the FileSet string's options alone."""
+    backup_opts = "log=%s:" % (tmp_path / "log.jsonl")
+    result = fd.backup(plugin(tmp_path), plugin_options=["python3:a=1", "bpipe:b=2",
+                                                         "python3:c=3"])
+    assert result.status == "T"
+    assert parses(result) == [backup_opts, "a=1:", "c=3:", backup_opts]
+    events = [info for name, info in result.calls
+              if name in ("parse_plugin_definition", "handle_plugin_event")]
+    assert events == [backup_opts, "event 16", "a=1:", "c=3:", "event 3", backup_opts,
+                      "event 4", "event 2"]
+    assert not any(name == "core:plugin_options" for name, _ in result.calls)
+
+
+def test_estimate_gets_no_plugin_options(fd, tmp_path):
+    """The director's estimate command sends no plugin options (dird/ua_cmds.cc EstimateCmd)."""
+    result = fd.estimate(plugin(tmp_path), plugin_options="python3:a=1")
+    assert "a=1:" not in parses(result) and len(parses(result)) == 2
+    assert any(name == "core:NewPluginOptions" and info.startswith("not sent")
+               for name, info in result.calls)

@@ -10,7 +10,7 @@ import threading
 import time
 
 from .catalog import SPARSE_HEADER, stat_to_dict
-from .loader import plugin_command
+from .loader import plugin_command, plugin_options_list, send_plugin_options
 from .job import (M_ERROR, M_FATAL, M_INFO, M_NOTSAVED, M_SKIPPED, bRC_Error,
                   bRC_More, bRC_OK, bRC_Seen, bRC_Skip, bRC_Stop, strerror)
 
@@ -47,7 +47,7 @@ def plugin_lines(plugin):
 
 
 def run_backup(rt, plugin, flags, volume, cancel_after_reads=None,
-               accurate_options="mcs", cancel_after_seconds=None):
+               accurate_options="mcs", cancel_after_seconds=None, plugin_options=None):
     """The backup job as Python sees it (API doc 2a, trace section 1)."""
     lines = plugin_lines(plugin)
     run = BackupRun(rt, lines[0], flags, volume, cancel_after_reads,
@@ -58,7 +58,7 @@ def run_backup(rt, plugin, flags, volume, cancel_after_reads=None,
         timer.name = "fdemu-cancel-timer"
         timer.start()
     try:
-        return _backup_job(rt, lines, run, accurate_options)
+        return _backup_job(rt, lines, run, accurate_options, plugin_options)
     finally:
         if timer is not None:
             timer.cancel()
@@ -73,8 +73,11 @@ def _fileset_command(rt, lines):
     rt.event(16)
 
 
-def _backup_job(rt, lines, run, accurate_options):
+def _backup_job(rt, lines, run, accurate_options, plugin_options=None):
     _fileset_command(rt, lines)
+    # dird/backup.cc DoNativeBackup: level, fileset, then SendPluginOptions, then (restore
+    # objects, accurate list and) the backup command. The module is loaded by now.
+    send_plugin_options(rt, plugin_options)
     rt.type_char, rt.phase_status = "B", "B"
     rt.event(3)
     rt.phase_status = "R"
@@ -96,11 +99,18 @@ def _backup_job(rt, lines, run, accurate_options):
     return run
 
 
-def run_estimate(rt, plugin, flags):
-    """estimate: no IO, no events 3/4 (API doc 2c, trace section 4)."""
+def run_estimate(rt, plugin, flags, plugin_options=None):
+    """estimate: no IO, no events 3/4 (API doc 2c, trace section 4).
+
+    The director's estimate command (dird/ua_cmds.cc EstimateCmd) sends the level, the FileSet,
+    the accurate list and ``estimate``, but never SendPluginOptions: a Job's "FD Plugin
+    Options" do not reach an estimate."""
     lines = plugin_lines(plugin)
     run = BackupRun(rt, lines[0], flags)
     _fileset_command(rt, lines)
+    for value in plugin_options_list(plugin_options):
+        rt.trace("core:NewPluginOptions", "not sent: an estimate gets no plugin options "
+                 "(dird/ua_cmds.cc EstimateCmd): %s" % value)
     rt.phase_status = "R"
     run.summary.update(files=0, bytes=0)
     for line in lines:

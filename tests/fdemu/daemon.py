@@ -15,6 +15,7 @@ from .backup import DEFAULT_FLAGS, VERIFY_LEVELS, plugin_lines, run_backup, run_
 from .catalog import Catalog, VolumeWriter
 from .guards import Snapshot, broken_strptime, no_fork, private_tempdir
 from .job import M_INFO, EmulatorError, JobResult, JobRuntime
+from .loader import plugin_options_list
 from .plugin_string import PluginDefinitionError, parse_definition
 from .restore import RestoreRun
 
@@ -51,7 +52,8 @@ class FileDaemon:
     # ----------------------------------------------------------- jobs
     def backup(self, plugin, level="F", accurate=False, job_name="backup-job",
                cancel_after_reads=None, fileset_options=None, since=None,
-               accurate_options="mcs", signature="MD5", cancel_after_seconds=None):
+               accurate_options="mcs", signature="MD5", cancel_after_seconds=None,
+               plugin_options=None):
         """Run a backup job (API doc 2a). Returns a JobResult.
 
         ``cancel_after_reads``: CancelCommand arrives during that IO_READ.
@@ -60,7 +62,13 @@ class FileDaemon:
 
         ``signature``: the FileSet's Signature option, "MD5" (the default here, as in Bareos's
         sample FileSets) or None (a FileSet without one: no digest is computed).
+
+        ``plugin_options``: a string, or a list of them in the order the director sends them
+        (``run ... pluginoptions=`` first, then each line of the Job's "FD Plugin Options"):
+        bEventNewPluginOptions after the FileSet (the module is loaded then), before the
+        backup command (loader.new_plugin_options).
         """
+        plugin_options_list(plugin_options)          # a bad value raises before the job
         notes = []
         if level in ("I", "D") and self.catalog.last_full(job_name) is None:
             notes.append("No prior Full backup Job record found.\nNo prior or suitable "
@@ -82,7 +90,8 @@ class FileDaemon:
         flags = _flags(fileset_options)
         try:
             run = self._run(rt, plugin, lambda: run_backup(
-                rt, plugin, flags, volume, cancel_after_reads, accurate_options, cancel_after_seconds))
+                rt, plugin, flags, volume, cancel_after_reads, accurate_options,
+                cancel_after_seconds, plugin_options), plugin_options)
         finally:
             volume.close()
         result.summary.update(run.summary if run else {})
@@ -90,8 +99,12 @@ class FileDaemon:
         return self._finish(result)
 
     def estimate(self, plugin, level="F", accurate=False, listing=True,
-                 job_name="backup-job", since=None, fileset_options=None):
-        """Run `estimate listing` (API doc 2c, trace section 4)."""
+                 job_name="backup-job", since=None, fileset_options=None, plugin_options=None):
+        """Run `estimate listing` (API doc 2c, trace section 4).
+
+        ``plugin_options`` (the Job's "FD Plugin Options") are accepted but not delivered: the
+        director's estimate command never sends them (dird/ua_cmds.cc EstimateCmd)."""
+        plugin_options_list(plugin_options)
         if level in ("I", "D") and self.catalog.last_full(job_name) is None:
             level = "F"
         since_time = self.catalog.since_time(job_name, level) if since is None else since
@@ -99,8 +112,8 @@ class FileDaemon:
         rt = self._runtime(result, "I", level, since_time, accurate, job_name,
                            int(time.time()))
         rt.accurate_visible = accurate and level in ("I", "D")
-        run = self._run(rt, plugin, lambda: run_estimate(rt, plugin,
-                                                           _flags(fileset_options)))
+        run = self._run(rt, plugin, lambda: run_estimate(rt, plugin, _flags(fileset_options),
+                                                           plugin_options))
         summary = run.summary if run else {"files": 0, "bytes": 0}
         result.summary.update(files=summary.get("files", 0), bytes=summary.get("bytes", 0))
         result.summary["text"] = "2000 OK estimate files=%d bytes=%s" % (
@@ -131,12 +144,19 @@ class FileDaemon:
         return self._finish(result)
 
     def restore(self, where="/tmp/bareos-restores", replace="always",
-                job_name="backup-job", jobid=None, files=None, regexwhere=None):
+                job_name="backup-job", jobid=None, files=None, regexwhere=None,
+                plugin_options=None):
         """Restore through the plugin (API doc 2b, trace section 5).
 
         jobid=None restores the latest state of the job chain; an int or a
         list of ints restores the files of exactly those jobs (newest wins),
-        like bconsole `restore jobid=...`."""
+        like bconsole `restore jobid=...`.
+
+        ``plugin_options``: bconsole's ``restore ... pluginoptions=<string>`` (or a list: that
+        value first, then each line of the restore Job's "FD Plugin Options"), delivered as
+        bEventNewPluginOptions after JobStart, before the first file; python-fd saves it and
+        prepends it at the first file's plugin command (loader.c_parse)."""
+        plugin_options_list(plugin_options)
         records = self._select(job_name, jobid, files)
         if not records:
             raise ValueError("nothing to restore for %s" % job_name)
@@ -145,8 +165,8 @@ class FileDaemon:
         rt = self._runtime(result, "R", " ", 0, False, job_name, start)
         rt.where = None if regexwhere else where
         result.files = list(records)
-        run = RestoreRun(rt, where, regexwhere, replace)
-        self._run(rt, records[0].plugin, lambda: run.run(records))
+        run = RestoreRun(rt, where, regexwhere, replace, plugin_options)
+        self._run(rt, records[0].plugin, lambda: run.run(records), plugin_options)
         result.summary.update(run.summary)
         self.catalog.add_job(dict(jobid=result.jobid, type="R", job_name=job_name,
                                   unique_name=rt.unique_name, level=" ",
@@ -173,12 +193,12 @@ class FileDaemon:
                           unique_name="%s.%s_%02d" % (job_name, stamp, result.jobid),
                           prev_job_name=prev_name)
 
-    def _run(self, rt, plugin, body):
+    def _run(self, rt, plugin, body, plugin_options=None):
         """Run ``body`` on a new job thread inside a fresh 'interpreter'."""
         fake = _new_bareosfd()
         rt.fake = fake
         fake._bind(rt)
-        purge = self._purge_rule(plugin)
+        purge = self._purge_rule(plugin, plugin_options)
         saved_path, saved_fd = list(sys.path), sys.modules.get("bareosfd")
         _purge_modules(purge[0], [])
         before = set(sys.modules)
@@ -213,17 +233,19 @@ class FileDaemon:
         rt.result.emulator_errors.extend(snapshot.leftovers(grace=self.leftover_grace))
         return outcome.get("value")
 
-    def _purge_rule(self, plugin):
-        """Module names and directories whose modules die with the job."""
+    def _purge_rule(self, plugin, plugin_options=None):
+        """Module names and directories whose modules die with the job (those of the plugin
+        string and of plugin options, which can name the module too)."""
         names, dirs = list(self.purge_packages), []
-        try:
-            definition = parse_definition(plugin_lines(plugin)[0])
-        except PluginDefinitionError:
-            definition = None
-        if definition and definition.module_name:
-            names.append(definition.module_name)
-        if definition and definition.module_path:
-            dirs.append(os.path.abspath(definition.module_path))
+        for text in plugin_lines(plugin)[:1] + plugin_options_list(plugin_options):
+            try:
+                definition = parse_definition(text)
+            except PluginDefinitionError:
+                continue
+            if definition.module_name:
+                names.append(definition.module_name)
+            if definition.module_path:
+                dirs.append(os.path.abspath(definition.module_path))
         if self.plugin_dir:
             dirs.append(os.path.abspath(self.plugin_dir))
         return names, dirs

@@ -83,7 +83,12 @@ class JobRuntime:
         self.fake = fake                    # this job's bareosfd module copy
         self.module = None                  # the plugin module once loaded
         self.loaded = False                 # python_loaded
-        self.default_path_set = False
+        self.default_path_set = False       # python_default_path_is_set
+        self.path_set = False               # python_path_is_set (module_path inserted once)
+        self.module_path = None             # plugin_priv_ctx->module_path
+        self.module_name = None             # plugin_priv_ctx->module_name
+        self.plugin_options = None          # plugin_priv_ctx->plugin_options: the raw string
+                                            # of the last bEventNewPluginOptions
         self.type_char = job_type_char
         self.level = level
         self.since = since

@@ -7,7 +7,7 @@
 """
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 _MODULE_KEYS = ("module_path", "module_name")
 
@@ -22,6 +22,9 @@ class Definition:
     module_path: str | None
     module_name: str | None
     options: str       # what Python receives, e.g. "k1=v1:k2=v2:"
+    # every module_path/module_name pair in string order, backslashes stripped: the C code
+    # sets its copy per pair (SetString, or SetStringIfNull once plugin options are saved)
+    module_values: list = field(default_factory=list)
 
 
 def strip_backslashes(text):
@@ -41,6 +44,7 @@ def parse_definition(plugin_string):
     if colon < 0:
         raise PluginDefinitionError("Illegal plugin definition %s" % plugin_string)
     found = {}
+    module_values = []
     options = []
     pos = colon + 1
     text = plugin_string
@@ -55,11 +59,12 @@ def parse_definition(plugin_string):
         target = _module_key(key)
         if target:
             found[target] = strip_backslashes(value)   # SetString: last wins
+            module_values.append((target, found[target]))
         else:
             options.append("%s=%s" % (key, value))
     joined = ":".join(options) + (":" if options else "")
     return Definition(plugin_string[:colon], found.get("module_path"),
-                      found.get("module_name"), joined)
+                      found.get("module_name"), joined, module_values)
 
 
 def _value_end(text, start):
@@ -86,6 +91,29 @@ def plugin_matches(plugin_string, plugin_name="python3"):
     """IsEventForThisPlugin: the name, or the name minus its last char."""
     token = plugin_string.split(":", 1)[0]
     return token in (plugin_name, plugin_name[:-1])
+
+
+def get_plugin_name(command):
+    """fd_plugins.cc GetPluginName: ``(length, malformed)`` of the name before the first ':'
+    (the whole string if there is none), or ``(None, malformed)`` when there is no name: an
+    empty string, a ':' first, or no ':' but a space (``malformed``: the core then reports
+    M_ERROR "Malformed plugin command")."""
+    if not command:
+        return None, False
+    colon = command.find(":")
+    if colon < 0:
+        if " " in command:
+            return None, True
+        return len(command), False
+    return (colon, False) if colon > 0 else (None, False)
+
+
+def event_for_this_plugin(command, length, plugin_name="python3"):
+    """fd_plugins.cc IsEventForThisPlugin: no name (``length`` None) is for every plugin;
+    the whole command "job" or "*all*" too; else the name, or the name minus its last char."""
+    if length is None or command in ("job", "*all*"):
+        return True
+    return command[:length] in (plugin_name, plugin_name[:-1])
 
 
 def output_name(fname, where, regexwhere=None):

@@ -11,7 +11,7 @@ import struct
 
 from .job import M_ERROR, M_FATAL, UNDEFINED_RETURN, bRC_OK, strerror
 from .catalog import SPARSE_HEADER
-from .loader import plugin_command
+from .loader import plugin_command, send_plugin_options
 from .plugin_string import output_name
 
 CF_SKIP, CF_ERROR, CF_EXTRACT, CF_CREATED, CF_CORE = 1, 2, 3, 4, 5
@@ -25,8 +25,9 @@ FT_LNKSAVED, FT_REG, FT_REGE, FT_LNK = 1, 3, 2, 4
 class RestoreRun:
     """Restore a list of cataloged FileRecords through the plugin."""
 
-    def __init__(self, rt, where, regexwhere, replace):
+    def __init__(self, rt, where, regexwhere, replace, plugin_options=None):
         self.rt = rt
+        self.plugin_options = plugin_options
         self.where = where
         self.regexwhere = regexwhere
         self.replace = ord(REPLACE_CODES[replace])
@@ -39,7 +40,15 @@ class RestoreRun:
 
     def run(self, records):
         rt = self.rt
-        rt.type_char, rt.level, rt.phase_status, rt.since = "R", " ", "R", 0
+        rt.level, rt.since = " ", 0
+        if self.plugin_options:
+            # dird/restore.cc: SendPluginOptions before the restore command; the fd's
+            # RestoreCmd sets the type R and JobStatus R (dir_cmd.cc); until then nothing sets
+            # them, so (inferred, not traced) they are what a backup's load sees: I and C.
+            rt.type_char, rt.phase_status = "I", "C"
+            send_plugin_options(rt, self.plugin_options)
+        rt.type_char, rt.phase_status = "R", "R"
+        rt.event(5)                    # bEventStartRestoreJob: only if options loaded Python
         for record in records:
             if rt.stopped:
                 break
