@@ -283,6 +283,38 @@ SELECTION_OPTIONS = {
 }
 
 
+RESTORE_TARGETS = ("local", "bucket")
+
+
+def _restore_to(value):
+    if value.strip().lower() not in RESTORE_TARGETS:
+        raise OptionError("option restore_to=%r is not one of %s" % (value, ", ".join(RESTORE_TARGETS)))
+    return value.strip().lower()
+
+
+def _bucket_name(name, value):
+    if "/" in value or value != value.strip():
+        raise OptionError("option %s=%r is not a bucket name (no '/', no surrounding blanks)" % (name, value))
+    return value
+
+
+def restore_overrides(first_text, cmd):
+    """The options a restore's ``pluginoptions`` put in front of the backup's, as an option text.
+
+    bareos-fd gives the first restored file's parse_plugin_definition the restore's plugin
+    options followed by the backup's (python-fd.cc parse_plugin_definition), every later file's
+    only the backup's; ``cmd`` (start_restore_file) is the backup's whole plugin string.  The
+    pairs of ``first_text`` before the backup's are the overrides ("" if there are none)."""
+    _, colon, rest = cmd.partition(":")
+    backup = [(k, v) for k, v in split_plugin_string(rest if colon else "")
+              if not ("module_path".startswith(k.lower()) or "module_name".startswith(k.lower()))]
+    first = split_plugin_string(first_text)
+    extra = len(first) - len(backup)
+    if extra <= 0 or first[extra:] != backup:
+        return ""
+    return "".join("%s=%s:" % (k, v.replace("\\", "\\\\").replace(":", "\\:")) for k, v in first[:extra])
+
+
 def _check_selection(opts, raw):
     """The checks that involve several selection options, and warnings for unknown class names."""
     for name in ("storage_classes", "exclude_storage_classes"):
@@ -317,6 +349,10 @@ PLUGIN_OPTIONS = {
     # _settle_request_options.
     "sse_customer_key_file": read_customer_key_file,
     "request_payer": parse_request_payer,
+    # Restore options (a backup reads none of them): docs/restore-to-bucket.md
+    "restore_to": lambda name, value: _restore_to(value),
+    "restore_bucket": lambda name, value: _bucket_name(name, value),
+    "restore_prefix": lambda name, value: value,
     **SELECTION_OPTIONS,
 }
 
@@ -384,6 +420,9 @@ class Options:
     restore_tier: str = None  # Standard when archived=request
     restore_days: int = None  # DEFAULT_RESTORE_DAYS when archived=request
     shard_by: str = None  # "hash" (the default) or "prefix"
+    restore_to: str = "local"  # or "bucket"
+    restore_bucket: str = None  # None: each object's own bucket
+    restore_prefix: str = ""
     secrets: tuple = ()
     warnings: list = field(default_factory=list)
 

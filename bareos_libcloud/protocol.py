@@ -72,14 +72,17 @@ chunks (it starts with WINDOW).  ``("cancel", seq)``: Bareos no longer wants it 
 ignores whatever still comes for it).  ``("stop",)``.
 Fetch helper -> job, ``("started", pid)`` once, then for each "get" one of::
 
-    ("object", seq, key, size, mtime, etag, n) + n raw bytes   the whole object (fit in inline_limit)
-    ("begin", seq, key, size, mtime, etag)     a stream follows (size None: the GET did not
+    ("object", seq, key, size, mtime, etag, meta, n) + n raw bytes   the whole object (fit in
+                                               inline_limit)
+    ("begin", seq, key, size, mtime, etag, meta)   a stream follows (size None: the GET did not
     ("data", seq, n) + n raw bytes ...         state it, the listed one holds), one "data"
-    ("end", seq)                               per credit; "end": size and MD5 checked, the
-                                               last data was withheld until then
+    ("end", seq, meta)                         per credit; "end": size and MD5 checked, the
+                                               last data was withheld until then; ``meta``
+                                               with the tags, read after the body
     ("vanished", seq)                          404 before the first byte
     ("error", seq, text)                       after "begin" too: the stream is broken
 
+``meta``: the object's metadata, (name, value) pairs (metadata.py), from the GET's headers.
 "object" and "begin" name the key as well: the downloads of one helper share its pipe, and an
 answer under another download's ``seq`` must not pass for that download's.
 Job -> signer: ``("sign", ident, bucket, key, start, etag, with_key, region)`` (``etag``:
@@ -87,7 +90,14 @@ Job -> signer: ``("sign", ident, bucket, key, start, etag, with_key, region)`` (
 None, or the region the bucket answered that it is in, to sign for from then on); signer -> job:
 ``("ready",)`` once, or ``("unsupported", why)`` (not an S3-family driver, or a proxy: the job
 streams through the fetch helpers instead); then for each request ``("signed", ident, request)``
-(helper/transport.signed_get) or ``("error", ident, text)``.
+(helper/transport.signed_get) or ``("error", ident, text)``.  ``("tags", ident, bucket, key,
+region)``: the object's tags (a GET said it has some), answered ``("tags", ident, [(key, value)])``
+or ``("error", ident, text)``.
+Job -> upload helper (helper/uploader.py, a restore into a bucket): ``("put", seq, spec)``,
+``spec`` a dict: bucket, key, path (the spooled bytes), size, mtime, meta (metadata.py's pairs),
+replace (always, ifnewer, ifolder, never), keep_class; ``("cancel",)``; ``("stop",)``.  Upload
+helper -> job: ``("ready",)`` once, then for each "put" ``("stored", seq, key)``, ``("kept", seq,
+key, why)`` or ``("error", seq, key, text)``; at any time ``("note", text)`` (once per text).
 A crash in any helper: ``("fatal", text)``, then its pipe closes.
 
 A message's raw bytes (``"object"``, ``"data"``) follow it on the pipe as they are, not pickled:
@@ -115,6 +125,13 @@ def fetcher_main(conn, config):
     from .helper import worker
 
     worker.fetcher_main(conn, config)
+
+
+def uploader_main(conn, config):
+    """The upload helper of a restore into a bucket (helper/worker.uploader_main)."""
+    from .helper import worker
+
+    worker.uploader_main(conn, config)
 
 
 def signer_main(conn, config):

@@ -15,6 +15,7 @@ import hashlib
 
 import pycurl
 
+from .. import metadata
 from ..answers import wrong_md5, wrong_size
 from ..retry import RETRIED
 from . import driver as driver_mod
@@ -140,7 +141,7 @@ class CurlPath:
             else:
                 self.fallback(request, after="%s (curl error %d)" % (text, errno))
         elif status == 200:
-            why = self._deliver(seq, key, body, head)
+            why = self._deliver(request, body, head)
             if why is not None:
                 self.outbox.send((RETRIED, self.outbox.scrub("reading %r again from the start: %s" % (key, why))))
                 self.fallback(request)
@@ -168,9 +169,14 @@ class CurlPath:
             return
         self.fallback(request)  # a region to follow, or an answer (206...) that no GET here asks for
 
-    def _deliver(self, seq, key, body, head):
-        """Send a 200's object; None when sent, else why it was not (it is read again)."""
+    def _deliver(self, request, body, head):
+        """Send a 200's object; None when sent (or handed on), else why it was not (it is read
+        again).  An object with tags goes to the thread path, which reads them as well."""
+        seq, key = request[1], request[3]
         headers = parse_headers(head)
+        if metadata.tag_count(headers):
+            self.fallback(request)
+            return None
         try:
             size, mtime, etag, checkable = fetch.describe(200, headers, 0, key)
         except fetch.FetchError as exc:
@@ -178,7 +184,8 @@ class CurlPath:
         problem = wrong_size(len(body), size) or (checkable and wrong_md5(hashlib.md5(body).hexdigest(), etag))
         if problem:
             return problem
-        self.outbox.send(("object", seq, key, len(body), mtime, etag, len(body)), body)
+        self.outbox.send(("object", seq, key, len(body), mtime, etag, metadata.from_headers(headers), len(body)),
+                         body)
         return None
 
     def _follow(self, request, region):

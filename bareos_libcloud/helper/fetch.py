@@ -50,16 +50,19 @@ from ..answers import (  # noqa: F401 - re-exported: fetch.<name>
     region_answer,
     translate,
 )
+from .. import metadata
 from ..retry import RESUMED, Transient, is_transient_status
 from .driver import is_s3_family
 
 
 class ObjectStream:
     """An open download: ``size``, ``mtime``, ``etag``, an iterator of byte chunks, ``md5``:
-    the MD5 (hex) the bytes must have, where it is known, and ``with_key``: its GET brought the
-    SSE-C customer key (so must a resume)."""
+    the MD5 (hex) the bytes must have, where it is known, ``with_key``: its GET brought the
+    SSE-C customer key (so must a resume), and ``meta``: the object's metadata (metadata.py)."""
 
-    def __init__(self, size, mtime, etag, chunks, md5=None, with_key=False):
+    def __init__(self, size, mtime, etag, chunks, md5=None, with_key=False, meta=()):
+        self.meta = meta
+        self.tagged = False  # the GET says the object has tags: read_object reads them after the body
         self.size = size
         self.mtime = mtime
         self.etag = etag
@@ -94,8 +97,43 @@ def _open_s3(driver, bucket, key, start, etag, with_key):
         raise error from None
     size, mtime, new_etag, checkable = describe(response.status, response.headers, start, key,
                                                 lambda: response.body, sent_key=customer_key is not None)
-    return ObjectStream(size, mtime, new_etag, response.iter_content(CHUNK_SIZE), new_etag if checkable else None,
-                        with_key=customer_key is not None)
+    stream = ObjectStream(size, mtime, new_etag, response.iter_content(CHUNK_SIZE), new_etag if checkable else None,
+                          with_key=customer_key is not None, meta=metadata.from_headers(response.headers))
+    stream.tagged = start == 0 and metadata.tag_count(response.headers) > 0
+    return stream
+
+
+def signs_v2(driver):
+    """True when the driver signs S3's SigV2 (libcloud's S3_RGW default), whose signature covers
+    the path and its subresource but not libcloud's params."""
+    from libcloud.common.aws import SignedAWSConnection
+
+    return not isinstance(driver.connection, SignedAWSConnection)
+
+
+def object_tags(driver, bucket, key):
+    """An S3 object's tags, [(key, value)] (GetObjectTagging: the GET says only how many)."""
+    from xml.etree import ElementTree
+
+    path = driver._get_object_path(_container(driver, bucket), key)
+    try:
+        if signs_v2(driver):  # libcloud's SigV2 signs the path only: the subresource goes in it
+            response = driver.connection.request(path + "?tagging", method="GET")
+        else:
+            response = driver.connection.request(path, params={"tagging": ""}, method="GET")
+    except Exception as exc:  # noqa: BLE001 - libcloud raises for some statuses
+        raise FetchError("its tags could not be read: %s" % translate(exc, key)) from None
+    body = response.body if isinstance(response.body, (bytes, str)) else response.parse_body()
+    try:
+        root = ElementTree.fromstring(body) if isinstance(body, (bytes, str)) else body
+    except ElementTree.ParseError:
+        raise FetchError("its tags could not be read: the answer is not XML") from None
+    tags = []
+    for tag in root.iter():
+        if tag.tag.rsplit("}", 1)[-1] == "Tag":
+            fields = {child.tag.rsplit("}", 1)[-1]: child.text or "" for child in tag}
+            tags.append((fields.get("Key", ""), fields.get("Value", "")))
+    return tags
 
 
 def key_choice(driver):
@@ -127,7 +165,8 @@ def _open_generic(driver, bucket, key, listed, start):
         chunks = driver.download_object_range_as_stream(obj, start_bytes=start, chunk_size=CHUNK_SIZE)
     else:
         chunks = driver.download_object_as_stream(obj, chunk_size=CHUNK_SIZE)
-    return ObjectStream(None, listed.get("mtime"), listed.get("etag"), chunks, listed.get("md5"))
+    return ObjectStream(None, listed.get("mtime"), listed.get("etag"), chunks, listed.get("md5"),
+                        meta=listed.get("meta") or ())
 
 
 def is_swift(driver):
@@ -230,7 +269,8 @@ def confirm_vanished(driver, bucket, key):
 
 
 def read_object(driver, bucket, key, listed, retry, start=0, etag=None):
-    """Yield ``(ObjectStream, chunk)`` pairs; the first and the last have an empty chunk.
+    """Yield ``(ObjectStream, chunk)`` pairs; the first and the last have an empty chunk (the
+    last one's stream has the object's tags in its ``meta``).
 
     A transfer that breaks resumes from the byte reached (same ETag) up to ``retry`` attempts.
     ``start``/``etag`` continue a transfer another process began; ``etag`` with ``start`` 0
@@ -285,4 +325,6 @@ def read_object(driver, bucket, key, listed, retry, start=0, etag=None):
                             "the ETag" if stream.md5 == stream.etag else "the MD5 the listing states,")
         if problem:
             raise CorruptRead(problem)
+    if stream.tagged:  # after the body: the driver's connection is free again
+        stream.meta = metadata.with_tags(stream.meta, object_tags(driver, bucket, key))
     yield stream, b""

@@ -154,7 +154,7 @@ def _try_send_object(out, drv, retry, request, last):
             total += len(chunk)
             if not began and (start > 0 or _too_big(stream, held + len(chunk), inline_limit)):
                 announced = stream.size if stream.size is not None and stream.size >= 0 else None
-                out.begin(("begin", seq, key, announced, stream.mtime, stream.etag))
+                out.begin(("begin", seq, key, announced, stream.mtime, stream.etag, stream.meta))
                 began = True
                 withheld = parts.pop() if parts else None
                 for part in parts:
@@ -189,9 +189,9 @@ def _try_send_object(out, drv, retry, request, last):
             return "done"
         if withheld is not None:
             out.data(withheld)
-        out.send(("end", seq))
+        out.send(("end", seq, stream.meta))
     else:
-        out.send(("object", seq, key, held, stream.mtime, stream.etag, held), parts)
+        out.send(("object", seq, key, held, stream.mtime, stream.etag, stream.meta, held), parts)
         if held > 1024 * 1024:
             parts.clear()
             give_back_memory()

@@ -7,6 +7,7 @@ takes.  A helper never touches ``bareosfd``; it reports and the job thread write
 
 import os
 import sys
+import threading
 
 from ..retry import RetryPolicy
 from . import driver as driver_mod
@@ -88,11 +89,11 @@ def _serve(conn, config, what, name, body):
         conn.close()
 
 
-def _requests(conn, kind):
-    """The job's messages of ``kind``, until it sends anything else (a "stop")."""
+def _requests(conn, *kinds):
+    """The job's messages of these ``kinds``, until it sends anything else (a "stop")."""
     while True:
         message = conn.recv()
-        if message[0] != kind:
+        if message[0] not in kinds:
             return
         yield message
 
@@ -107,11 +108,17 @@ def signer_main(conn, config):
         from .transport import signed_get
 
         conn.send(("ready",))
-        for _, ident, bucket, key, start, etag, with_key, region in _requests(conn, "sign"):
+        for message in _requests(conn, "sign", "tags"):
+            kind, ident, bucket, key = message[:4]
             try:
+                region = message[-1]
                 if region:
                     driver_mod.follow_region(drv, bucket, region)
                 there = driver_mod.driver_for_bucket(drv, bucket)
+                if kind == "tags":
+                    conn.send(("tags", ident, fetch.object_tags(there, bucket, key)))
+                    continue
+                start, etag, with_key = message[4:7]
                 path = there._get_object_path(fetch._container(there, bucket), key)
                 customer_key = fetch.customer_key_of(there) if with_key else None
                 conn.send(("signed", ident, signed_get(there, path, fetch.get_headers(start, etag, customer_key))))
@@ -122,6 +129,24 @@ def signer_main(conn, config):
                 conn.send(("error", ident, _scrub(text, config)))
 
     _serve(conn, config, "the signing process", "libcloud-sign", sign)
+
+
+def uploader_main(conn, config):
+    """Upload the objects of a restore into a bucket (uploader.py)."""
+    from . import uploader
+
+    lock = threading.Lock()
+
+    def send(message):
+        with lock:
+            conn.send(message)
+
+    def count(kind, text):
+        send((kind, _scrub(text, config)))
+
+    retry = RetryPolicy(config.get("retries", 5), config.get("retry_max_wait", 30.0), count=count)
+    _serve(conn, config, "the upload process", "libcloud-upload",
+           lambda drv: (send(("ready",)), uploader.serve(conn, drv, config, send, retry)))
 
 
 def fetcher_main(conn, config):

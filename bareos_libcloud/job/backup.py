@@ -60,13 +60,14 @@ class Item:
     """An object Bareos is told about."""
 
     __slots__ = ("bucket", "key", "fname", "plan", "download", "size", "mtime", "etag", "md5", "forced",
-                 "restored")
+                 "restored", "meta")
 
     def __init__(self, bucket, key, fname, plan, size, mtime, etag, md5, forced, restored=False):
         self.bucket, self.key, self.fname, self.plan = bucket, key, fname, plan
         self.size, self.mtime, self.etag, self.md5, self.forced = size, mtime, etag, md5, forced
         self.restored = restored  # its restore request (archived=request) made it readable
         self.download = None
+        self.meta = ()  # its metadata (metadata.py), from the GET: Bareos gets it at get_xattr
 
     def new_download(self, pool, seq, if_match=None):
         """A download by the fetch helpers; ``if_match``: only that version (see open_on_demand)."""
@@ -543,6 +544,7 @@ class BackupSession:
         if download.etag and item.etag and download.etag != item.etag and download.mtime:
             item.mtime = download.mtime  # changed since the listing: describe the bytes we read
         item.etag = download.etag or item.etag
+        item.meta = download.meta  # a stream's tags come at its end (get_xattr asks the download)
         return True
 
     def not_saved(self, item, reason):

@@ -23,7 +23,7 @@ import socket
 import threading
 import time
 
-from .. import answers
+from .. import answers, metadata
 from ..protocol import signer_main
 from ..retry import RESUMED, RETRIED, Transient
 from .helpers import Helper, HelperStartError
@@ -137,13 +137,22 @@ class Signer:
         signer had to be ended; FetchError when it could not sign."""
         if self.helper is None and not self.usable():
             raise SignerLost(self.why_not or "no signing process")
+        return self._ask("signed", ("sign", bucket, key, start, etag, with_key, self.regions.get(bucket)))
+
+    def tags(self, bucket, key):
+        """The object's tags, [(key, value)] (the signer asks the store: GetObjectTagging)."""
+        if self.helper is None and not self.usable():
+            raise SignerLost(self.why_not or "no signing process")
+        return self._ask("tags", ("tags", bucket, key, self.regions.get(bucket)))
+
+    def _ask(self, answer, request):
         self.last_id += 1
         ident = self.last_id
-        reply = self._call(("sign", ident, bucket, key, start, etag, with_key, self.regions.get(bucket)))
+        reply = self._call((request[0], ident) + request[1:])
         if len(reply) < 3 or reply[1] != ident:
             raise self._discard("the signing process answered another request (%r, expected %d)"
                                 % (reply[:2], ident))
-        if reply[0] != "signed":
+        if reply[0] != answer:
             raise answers.FetchError(reply[2])
         return reply[2]
 
@@ -225,6 +234,7 @@ class DirectDownload:
         self.listed_size, self.if_match = listed_size, if_match
         self.state = QUEUED
         self.size = self.mtime = self.etag = self.error = None
+        self.meta, self.tagged = (), False  # metadata.py's pairs; the GET says it has tags
         self.size_listed = False  # the GET did not state the size: the listed one stands for it
         self.signer_lost = False  # failed because no signer could sign: the fetch helpers may read it
         self.checked = False  # _last_piece_problem ran
@@ -256,6 +266,9 @@ class DirectDownload:
             self.conn.request(request["method"], request["target"], headers=request["headers"])
             self.response = self.conn.getresponse()
             headers = {name.lower(): value for name, value in self.response.getheaders()}
+            if start == 0:
+                self.meta = metadata.from_headers(headers)
+                self.tagged = metadata.tag_count(headers) > 0
             return answers.describe(self.response.status, headers, start, self.key,
                                   lambda: self.response.read(ERROR_DOCUMENT_BYTES), sent_key=self.with_key)
         except BaseException:
@@ -299,6 +312,12 @@ class DirectDownload:
                 return self._fail(str(exc))
         if self.size < 0 and self.listed_size is not None:
             self.size, self.size_listed = self.listed_size, True
+        if self.tagged:
+            try:
+                self.meta = metadata.with_tags(self.meta, self.signer.tags(self.bucket, self.key))
+            except (answers.FetchError, SignerLost) as exc:
+                self._disconnect()
+                return self._fail("its tags could not be read: %s" % exc)
         self.digest = Hasher() if checkable else None
         self.state = STREAMING
 

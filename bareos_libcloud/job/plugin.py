@@ -12,17 +12,21 @@ import stat
 import threading
 import time
 
-from .. import naming
+from .. import metadata, naming
 from ..journal import Journal
-from ..options import OptionError, is_secret_option, split_plugin_string
+from ..options import OptionError, is_secret_option, restore_overrides, split_plugin_string
 from .backup import BackupSession, ChangePolicy, SetupFailed
 from .helpers import python_executable, stop_servers
 from .joblog import JobLog, plural
-from .lines import PluginLines, build_options
+from .lines import PluginLines, build_options, store_of
 from .prefetch import VANISHED, JobCancelled, PoolFailed
 from .restore import IncompleteCopy, RestoreRefused, RestoreSession, Skip
+from .upload import BucketRestore
 
 FILE_MODE = stat.S_IFREG | 0o640
+FO_XATTR = 27  # savepkt.flags bit: the FileSet saves extended attributes (xattrsupport, default yes)
+#: What a restore's pluginoptions may give when it restores to disk (the rest names a store).
+LOCAL_OVERRIDES = ("restore_to", "debug")
 
 
 def _guarded(default_attr, on_error=None):
@@ -66,6 +70,8 @@ class BareosFdPluginLibcloud:
         self.lines = PluginLines()
         self.fileset_done = False
         self.restore_opts = {}  # option text -> Options, for restores
+        self.restore_text = None  # the option text of the file being restored
+        self.overrides = None  # the restore's pluginoptions (options.restore_overrides), once known
         self.warned = set()
         self.failed = False
         self.cancelled = threading.Event()
@@ -79,7 +85,11 @@ class BareosFdPluginLibcloud:
         self.item = None
         self.reader = None
         self.item_read = False
-        self.restore = None
+        self.restore = None  # the target of the file being restored: local_restore or bucket_restore
+        self.local_restore = None
+        self.bucket_restore = None
+        self.xattrs = None  # get_xattr: the metadata items of the object not yet given to Bareos
+        self.xattr_warned = False
         self.job_start = 0
         bareosfd.RegisterEvents(
             [
@@ -100,6 +110,7 @@ class BareosFdPluginLibcloud:
             return self.fd.bRC_Error
         try:
             if self.is_restore:
+                self.restore_text = plugindef
                 if plugindef in self.restore_opts:
                     return self.fd.bRC_OK  # every restored file brings its line's text again
                 self.restore_opts[plugindef] = build_options(plugindef, need_remote=False)
@@ -129,7 +140,7 @@ class BareosFdPluginLibcloud:
     def handle_plugin_event(self, event):
         fd = self.fd
         if event == fd.bEventCancelCommand:
-            self.cancelled.set()  # another thread: no bareosfd calls here
+            self.cancelled.set()  # another thread: no bareosfd calls here (nor pipe writes)
             for line in self.lines:
                 if line.session is not None:
                     line.session.abort()
@@ -294,6 +305,11 @@ class BareosFdPluginLibcloud:
             self._end_line(line)
             return fd.bRC_Stop
         self.item, self.reader, self.item_read = item, None, False
+        self.xattrs = None
+        if not self.xattr_warned and not _bit(savepkt.flags, FO_XATTR):
+            self.xattr_warned = True
+            self.log.warning("the FileSet saves no extended attributes (xattrsupport = no): the objects' "
+                             "metadata (content type, user metadata, tags) is not in this backup")
         mtime = item.mtime if item.mtime is not None else self.job_start
         statp = fd.StatPacket()
         statp.st_mode = FILE_MODE
@@ -423,17 +439,64 @@ class BareosFdPluginLibcloud:
     # -- restore -----------------------------------------------------------------------------
     @_guarded("bRC_OK")
     def start_restore_file(self, cmd):
-        if self.restore is None:
-            self.restore = RestoreSession(self.log)
+        if self.overrides is None and self.restore_text is not None:
+            try:
+                self.overrides = restore_overrides(self.restore_text, cmd)
+            except OptionError:
+                self.overrides = ""
+            if self.overrides:
+                self.log.debug("the restore's plugin options: %s" % self._shown(self.overrides))
         return self.fd.bRC_OK
+
+    def _shown(self, text):
+        return ":".join("%s=%s" % (k, "***" if is_secret_option(k) else v) for k, v in split_plugin_string(text))
+
+    def _file_options(self):
+        """The options of the file being restored: its line's, after the restore's own."""
+        text = (self.overrides or "") + (self.restore_text or "")
+        opts = self.restore_opts.get(text)
+        if opts is None:
+            opts = build_options(text, need_remote=False)
+            if opts.restore_to == "bucket":
+                opts = build_options(text, need_remote=True)
+            elif self.overrides:
+                given = [k for k, _ in split_plugin_string(self.overrides) if k not in LOCAL_OVERRIDES]
+                if given:
+                    raise OptionError("option %s given at restore does nothing in a restore to disk "
+                                      "(restore_to=bucket restores into a bucket)" % given[0])
+            self.restore_opts[text] = opts
+            self._configure_log()
+        return opts
+
+    def _target(self, opts):
+        """The restore target for these options (made at its first file)."""
+        if opts.restore_to != "bucket":
+            if self.local_restore is None:
+                self.local_restore = RestoreSession(self.log)
+            return self.local_restore
+        if self.bucket_restore is None:
+            where = self.fd.GetValue(self.fd.bVarWhere) or ""
+            spool = where if where.startswith("/") else self.fd.GetValue(self.fd.bVarWorkingDir)
+            self.bucket_restore = BucketRestore(self.log, python_executable(opts.python), self.cancelled, spool)
+        return self.bucket_restore
 
     @_guarded("bRC_Error")
     def create_file(self, restorepkt):
         fd = self.fd
-        if self.restore is None:
-            self.restore = RestoreSession(self.log)
         try:
-            target = self.restore.plan(restorepkt)
+            opts = self._file_options()
+        except OptionError as exc:
+            self.failed = True
+            self.log.fatal("bad plugin options for the restore: %s" % exc)
+            restorepkt.create_status = fd.CF_ERROR
+            return fd.bRC_Error
+        self.restore = self._target(opts)
+        try:
+            if self.restore is self.bucket_restore:
+                keep_class = "provider" not in dict(split_plugin_string(self.overrides or ""))
+                target = self.restore.plan(restorepkt, opts, store_of(opts) + (opts.ca_file,), keep_class)
+            else:
+                target = self.restore.plan(restorepkt)
         except Skip as exc:
             self.log.info("not restored: %s" % exc)
             restorepkt.create_status = fd.CF_SKIP
@@ -493,14 +556,20 @@ class BareosFdPluginLibcloud:
     @_guarded("bRC_OK")
     def end_restore_file(self):
         if self.restore is not None:
-            self.restore.abandon()  # nothing left behind if IO_CLOSE never came
+            self.restore.end_file()
         return self.fd.bRC_OK
 
     def _end_restore(self):
-        if self.restore is None:
-            return
-        self.restore.abandon()
-        self.log.info("%d objects restored" % self.restore.restored)
+        if self.local_restore is not None:
+            self.local_restore.abandon()
+            self.log.info("%s restored" % plural(self.local_restore.restored, "object"))
+            self.local_restore = None
+        if self.bucket_restore is not None:
+            try:
+                self.bucket_restore.finish()
+            finally:
+                self.bucket_restore = None
+                stop_servers()
         self.restore = None
 
     # -- callbacks with nothing to do -------------------------------------------------------
@@ -510,10 +579,30 @@ class BareosFdPluginLibcloud:
     def set_acl(self, acl):
         return self.fd.bRC_OK
 
+    @_guarded("bRC_Error")
     def get_xattr(self, xattr):
-        return self.fd.bRC_OK
+        """The object's metadata (metadata.py), one item per call (bRC_More: another follows)."""
+        fd = self.fd
+        if self.xattrs is None:
+            item = self.item
+            if item is not None and self.item_read:
+                meta = item.download.meta if item.download is not None else item.meta  # a stream's tags come at its end
+                self.xattrs = metadata.to_xattrs(meta)
+            else:
+                self.xattrs = []
+        if not self.xattrs:
+            return fd.bRC_OK
+        name, value = self.xattrs.pop(0)
+        xattr.name, xattr.value = bytearray(name), bytearray(value)  # bareos-fd takes bytearrays only
+        return fd.bRC_More if self.xattrs else fd.bRC_OK
 
+    @_guarded("bRC_OK")
     def set_xattr(self, xattr):
+        """Metadata of the object just restored (after its data); never fails the file."""
+        if self.restore is not None:
+            problem = self.restore.set_xattr(xattr.name, xattr.value)
+            if problem:
+                self.log.warning(problem)
         return self.fd.bRC_OK
 
     def restore_object_data(self, rop):
@@ -521,6 +610,13 @@ class BareosFdPluginLibcloud:
 
     def handle_backup_file(self, savepkt):
         return self.fd.bRC_OK
+
+
+def _bit(flags, bit):
+    try:
+        return bool(flags[bit >> 3] & (1 << (bit & 7)))
+    except (TypeError, IndexError):
+        return True  # no flags to read: assume Bareos's default (xattrsupport = yes)
 
 
 def _raw_secrets(text):

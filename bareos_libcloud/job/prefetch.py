@@ -51,14 +51,14 @@ class Download:
 
     The interface every download of the job has (direct.DirectDownload too): ``open()`` waits
     until its attributes are known or it failed; then ``state``, ``size``, ``mtime``, ``etag``,
-    ``error``, ``data`` (the whole object, when COMPLETE); ``next_chunk()`` gives a stream's next
+    ``meta`` (metadata.py's pairs), ``error``, ``data`` (the whole object, when COMPLETE); ``next_chunk()`` gives a stream's next
     chunk (b"" at its end, None if it broke); ``close()`` lets it go; ``abort()``, from another
     thread, unblocks a wait; ``signer_lost``: it failed only for want of a signature.
     """
 
     __slots__ = (
         "pool", "seq", "bucket", "key", "listed", "if_match", "state", "helper", "data", "chunks", "received",
-        "size", "mtime", "etag", "error", "reserved", "last_heard", "restarts",
+        "size", "mtime", "etag", "meta", "error", "reserved", "last_heard", "restarts",
     )
     signer_lost = False
 
@@ -75,6 +75,7 @@ class Download:
         self.chunks = collections.deque()  # stream chunks not yet read
         self.received = 0  # stream bytes received so far (where a resume starts)
         self.size = self.mtime = self.etag = self.error = None
+        self.meta = ()
         self.reserved = 0
         self.last_heard = 0.0
         self.restarts = 0
@@ -384,14 +385,14 @@ class PrefetchPool:
             return
         download.last_heard = time.monotonic()
         if kind == "object":
-            _, _, _, download.size, download.mtime, download.etag, _ = message
+            _, _, _, download.size, download.mtime, download.etag, download.meta, _ = message
             download.data = payload
             self._unreserve(download)
             download.reserved = len(payload)
             self.reserved += download.reserved
             self._finish(helper, download, COMPLETE)
         elif kind == "begin":
-            _, _, _, download.size, download.mtime, download.etag = message
+            _, _, _, download.size, download.mtime, download.etag, download.meta = message
             download.state = STREAMING
             self._unreserve(download)
             download.reserved = STREAM_HOLD
@@ -400,6 +401,7 @@ class PrefetchPool:
             download.chunks.append(payload)
             download.received += len(payload)
         elif kind == "end":
+            download.meta = message[2]  # with the tags, read after the body
             self._finish(helper, download, ENDED)
         elif kind == "vanished":
             if download.received:

@@ -15,7 +15,7 @@ import os
 import secrets
 import stat
 
-from .. import naming
+from .. import metadata, naming
 
 REPLACE_ALWAYS, REPLACE_IFNEWER, REPLACE_IFOLDER, REPLACE_NEVER = ord("a"), ord("w"), ord("o"), ord("n")
 FILE_MODE = 0o640
@@ -68,6 +68,8 @@ class RestoreSession:
         self.where_refused = False
         self.label = None  # "object 'k' in bucket 'b'", for messages
         self.expected = None  # the object's size in the catalog
+        self.placed = None  # the file restored last (its metadata follows: set_xattr)
+        self.xattr_refused = None  # why the filesystem keeps no extended attributes, once known
 
     # -- create_file -----------------------------------------------------------------------
     def plan(self, packet):
@@ -93,6 +95,7 @@ class RestoreSession:
             segments = naming.restore_segments(bucket, key, as_file_in_folder=True)
             target = os.path.join(self._make_dirs(base, segments[:-1]), segments[-1])
         self._apply_replace(packet, target)
+        self.placed = None
         self.target = target
         self.mtime = packet.statp.st_mtime
         self.mode = FILE_MODE
@@ -191,7 +194,34 @@ class RestoreSession:
             self.fd = -1
         os.replace(self.temp, self.target)
         self.temp = None
+        self.placed = self.target
         self.restored += 1
+
+    def set_xattr(self, name, value):
+        """Write one metadata item (metadata.py) as an extended attribute of the restored file.
+
+        Returns a warning's text when the filesystem keeps none (once per job) or refuses this
+        one; the file stays restored either way."""
+        if self.placed is None or metadata.from_xattr(name, value) is None:
+            return None
+        name = bytes(name).rstrip(b"\0")
+        if self.xattr_refused is not None:
+            return None
+        try:
+            os.setxattr(self.placed, name, metadata.disk_value(value), follow_symlinks=False)
+        except OSError as exc:
+            if exc.errno in (errno.ENOTSUP, errno.EOPNOTSUPP, errno.EPERM, errno.EACCES):
+                self.xattr_refused = exc.strerror
+                return ("the filesystem below where= keeps no extended attributes (%s): the objects' "
+                        "metadata (content type, user metadata, tags) is not written to the restored files"
+                        % exc.strerror)
+            return "metadata %s of %s was not written: %s" % (name.decode("latin-1"), self.placed, exc.strerror)
+        return None
+
+    def end_file(self):
+        """Nothing is left behind if IO_CLOSE never came."""
+        self.abandon()
+        self.placed = None
 
     def abandon(self):
         """Drop a partial object (write error, cancel, job end)."""

@@ -1,0 +1,258 @@
+"""Uploads of a restore into a bucket (the upload helper; job/upload.py is the job's side).
+
+The job spools each restored object to a file and, once Bareos has given its metadata too
+(set_xattr comes after the data: docs/bareos-api-notes.md), sends ``("put", seq, spec)``.
+Threads of this process upload, each with its own libcloud driver, and answer one of::
+
+    ("stored", seq, key)              uploaded and verified
+    ("kept", seq, key, why)           not uploaded: Bareos's replace setting keeps the existing object
+    ("error", seq, key, text)         not uploaded (after the retry policy's attempts)
+    ("note", text)                    something of an object that did not go to the store (e.g.
+                                      its tags, where the target provider has none); once per text
+
+The spool file is the job's: it removes it after the answer.  ``("cancel",)`` makes every
+upload in flight fail at its next chunk, and libcloud aborts an S3 multipart upload that fails
+(no parts left to pay for).
+"""
+
+import hashlib
+import queue
+import threading
+
+from .. import metadata, timeutil
+from ..answers import FetchError, translate
+from ..retry import Transient
+from . import driver as driver_mod
+
+#: Above this an S3-family upload goes in parts (libcloud's 5 MiB parts); below, one PUT
+#: whose MD5 the store's ETag confirms.
+MULTIPART_THRESHOLD = 64 * 1024 * 1024
+PART_SIZE = 5 * 1024 * 1024  # libcloud's s3.CHUNK_SIZE: the parts the ETag is made of
+#: Azure takes these headers under its own names; it has no Expires.
+AZURE_HEADERS = {
+    "Cache-Control": "x-ms-blob-cache-control",
+    "Content-Disposition": "x-ms-blob-content-disposition",
+    "Content-Encoding": "x-ms-blob-content-encoding",
+    "Content-Language": "x-ms-blob-content-language",
+}
+
+
+class Cancelled(Exception):
+    """The restore was cancelled: the upload stops (and libcloud aborts its multipart upload)."""
+
+
+class Kept(Exception):
+    """The replace setting keeps the object that exists."""
+
+
+class Uploader:
+    """The upload helper's state: its threads, the buckets it made sure of, the notes it sent."""
+
+    def __init__(self, conn, config, send, retry_policy):
+        self.conn, self.config, self.send = conn, config, send
+        self.retry = retry_policy
+        self.cancelled = threading.Event()
+        self.requests = queue.SimpleQueue()
+        self.lock = threading.Lock()
+        self.buckets = {}  # name -> Container
+        self.notes = set()
+        self.threads = [threading.Thread(target=self._serve, name="libcloud-upload", daemon=True)
+                        for _ in range(max(1, config.get("threads", 4)))]
+
+    def run(self, drv):
+        self.spare = drv
+        for thread in self.threads:
+            thread.start()
+        while True:
+            message = self.conn.recv()
+            if message[0] == "put":
+                self.requests.put(message)
+            elif message[0] == "cancel":
+                self.cancelled.set()
+            else:
+                return
+
+    def _driver(self):
+        with self.lock:
+            drv, self.spare = self.spare, None
+        if drv is None:
+            config = self.config
+            drv = driver_mod.make_driver(config["provider"], config["driver_kwargs"], config["timeout"],
+                                         config.get("ca_file"))
+        return drv
+
+    def _serve(self):
+        drv = None
+        while True:
+            _, seq, spec = self.requests.get()
+            key = spec["key"]
+            try:
+                if drv is None:
+                    drv = self._driver()
+                if self.cancelled.is_set():
+                    raise Cancelled()
+                self._upload(drv, spec)
+                self.send(("stored", seq, key))
+            except Kept as exc:
+                self.send(("kept", seq, key, str(exc)))
+            except Cancelled:
+                self.send(("error", seq, key, "the restore was cancelled"))
+            except FetchError as exc:
+                self.send(("error", seq, key, str(exc)))
+            except (BrokenPipeError, EOFError):
+                return
+            except Exception as exc:  # noqa: BLE001 - this object fails, the others go on
+                self.send(("error", seq, key, "%s: %s" % (type(exc).__name__, exc)))
+
+    def _note(self, text):
+        with self.lock:
+            if text in self.notes:
+                return
+            self.notes.add(text)
+        self.send(("note", text))
+
+    # -- one object ----------------------------------------------------------------------------
+    def _upload(self, drv, spec):
+        container = self._bucket(drv, spec["bucket"])
+        if spec["replace"] != "always":
+            _check_replace(drv, container, spec)
+        extra, headers = self._arguments(drv, spec)
+        attempts = self.retry.start(spec["key"])
+        while True:
+            try:
+                return self._send(drv, container, spec, extra, dict(headers))
+            except Cancelled:
+                raise
+            except Exception as exc:  # noqa: BLE001 - classified: retried or named
+                error = _classify(exc, spec["key"])
+                if isinstance(error, Transient) and attempts.retry(error):
+                    continue
+                if isinstance(error, Transient):
+                    raise FetchError("%s (gave up after %d attempts)" % (error, attempts.made)) from None
+                raise error from None
+
+    def _arguments(self, drv, spec):
+        pairs = tuple(tuple(pair) for pair in spec["meta"])
+        extra, headers = metadata.upload_arguments(pairs)
+        tags = metadata.tags_of(pairs)
+        storage_class = metadata.storage_class_of(pairs)
+        if driver_mod.is_s3_family(drv):
+            if tags:
+                headers["x-amz-tagging"] = metadata.tags_header(tags)
+            if storage_class and spec.get("keep_class") and storage_class.upper() != "STANDARD":
+                headers["x-amz-storage-class"] = storage_class
+        else:
+            if tags:
+                self._note("object tags are not restored: the %s driver has none" % self.config["provider"])
+            if _is_azure(drv):
+                if headers.pop("Expires", None) is not None:
+                    self._note("Expires headers are not restored: Azure Blobs has none")
+                headers = {AZURE_HEADERS.get(name, name): value for name, value in headers.items()}
+        return extra, headers
+
+    def _send(self, drv, container, spec, extra, headers):
+        path, size = spec["path"], spec["size"]
+        if driver_mod.is_s3_family(drv) and size > MULTIPART_THRESHOLD:
+            obj = drv.upload_object_via_stream(self._chunks(path), container, spec["key"], extra=extra,
+                                               headers=headers)
+            expected = multipart_etag(path)
+            got = (obj.hash or "").strip('"')
+            if "-" in got and got != expected:
+                raise _HashMismatch("the store's ETag %s is not the %s its parts make" % (got, expected))
+            return obj
+        if self.cancelled.is_set():
+            raise Cancelled()
+        if driver_mod.is_s3_family(drv):
+            headers["Content-Length"] = str(size)  # http.client would send a file chunked (radosgw: 411)
+        return drv.upload_object(path, container, spec["key"], extra=extra, headers=headers, verify_hash=True)
+
+    def _chunks(self, path):
+        with open(path, "rb") as source:
+            while True:
+                if self.cancelled.is_set():
+                    raise Cancelled()
+                chunk = source.read(1024 * 1024)
+                if not chunk:
+                    return
+                yield chunk
+
+    def _bucket(self, drv, name):
+        """The target bucket, created if it does not exist."""
+        with self.lock:
+            container = self.buckets.get(name)
+        if container is not None:
+            return container
+        from libcloud.storage.types import ContainerAlreadyExistsError, ContainerDoesNotExistError
+
+        try:
+            container = drv.get_container(name)
+        except ContainerDoesNotExistError:
+            try:
+                container = drv.create_container(name)
+                self._note("bucket %r did not exist and was created" % name)
+            except ContainerAlreadyExistsError:
+                container = drv.get_container(name)
+            except Exception as exc:  # noqa: BLE001 - named for the object
+                raise FetchError("bucket %r does not exist and could not be created: %s"
+                                 % (name, translate(exc, name))) from None
+        except Exception as exc:  # noqa: BLE001
+            raise FetchError("bucket %r cannot be reached: %s" % (name, translate(exc, name))) from None
+        with self.lock:
+            self.buckets[name] = container
+        return container
+
+
+class _HashMismatch(Exception):
+    """The store's checksum of the uploaded bytes is not ours: sent again."""
+
+
+def _classify(exc, key):
+    if isinstance(exc, _HashMismatch) or type(exc).__name__ == "ObjectHashMismatchError":
+        return Transient("the store's checksum does not match the bytes sent: %s" % exc)
+    return translate(exc, key)
+
+
+def _is_azure(drv):
+    return type(drv).__name__.startswith("Azure")
+
+
+def _check_replace(drv, container, spec):
+    """Raise Kept when Bareos's replace setting keeps the object that exists under the key."""
+    from libcloud.storage.types import ObjectDoesNotExistError
+
+    try:
+        existing = drv.get_object(container.name, spec["key"])
+    except ObjectDoesNotExistError:
+        return
+    except Exception as exc:  # noqa: BLE001
+        raise FetchError("whether it exists could not be found out: %s" % translate(exc, spec["key"])) from None
+    replace = spec["replace"]
+    if replace == "never":
+        raise Kept("it exists (replace=never)")
+    when = timeutil.to_epoch(existing.extra.get("last_modified"))
+    if when is None:
+        return
+    if replace == "ifnewer" and not spec["mtime"] > when:
+        raise Kept("the bucket's copy is not older than the backup's (replace=ifnewer)")
+    if replace == "ifolder" and not spec["mtime"] < when:
+        raise Kept("the bucket's copy is not newer than the backup's (replace=ifolder)")
+
+
+def multipart_etag(path):
+    """The ETag S3 gives an object uploaded in libcloud's parts: MD5 of the parts' MD5s, "-N"."""
+    digests, count = hashlib.md5(), 0
+    with open(path, "rb") as source:
+        while True:
+            part = source.read(PART_SIZE)
+            if not part and count:
+                break
+            digests.update(hashlib.md5(part).digest())
+            count += 1
+            if not part:
+                break
+    return "%s-%d" % (digests.hexdigest(), count)
+
+
+def serve(conn, drv, config, send, retry_policy):
+    """The helper's loop (worker.uploader_main)."""
+    Uploader(conn, config, send, retry_policy).run(drv)

@@ -1,0 +1,151 @@
+"""Objects' metadata kept at backup (get_xattr), written to disk and restored into buckets.
+
+End to end through the emulated bareos-fd against moto and radosgw (the ``s3`` fixture runs
+each test on both); the bucket's contents are read back with boto3, not the plugin.
+"""
+
+import os
+
+import pytest
+
+from harness import MiB, bucket_objects, plugin_string, restored_keys
+
+M_ERROR, M_WARNING = 4, 5
+
+HEADERS = {
+    "ContentType": "image/webp",
+    "CacheControl": "max-age=3600, public",
+    "ContentDisposition": 'attachment; filename="cat.webp"',
+    "ContentEncoding": "identity",
+    "ContentLanguage": "de-CH",
+    "Metadata": {"owner": "web-team", "empty": "", "colour": "=?UTF-8?B?Z3LDvG4=?="},
+}
+TAGS = "project=photos&tier=hot%20data"
+
+
+def put(server, bucket, key, data, tags=None, **headers):
+    args = dict(Bucket=bucket, Key=key, Body=data, **headers)
+    if tags:
+        args["Tagging"] = tags
+    server.boto3_client().put_object(**args)
+
+
+def head(server, bucket, key):
+    answer = server.boto3_client().head_object(Bucket=bucket, Key=key)
+    return {name: answer.get(name) for name in ("ContentType", "CacheControl", "ContentDisposition",
+                                                 "ContentEncoding", "ContentLanguage", "Metadata")}
+
+
+def tags_of(server, bucket, key):
+    answer = server.boto3_client().get_object_tagging(Bucket=bucket, Key=key)
+    return sorted((t["Key"], t["Value"]) for t in answer["TagSet"])
+
+
+def restore_into_bucket(fd, where, replace="always", **options):
+    text = "python3:restore_to=bucket" + "".join(":%s=%s" % item for item in options.items())
+    return fd.restore(where=where, replace=replace, plugin_options=text)
+
+
+@pytest.fixture
+def photos(s3, bucket_name):
+    """A bucket with a described object, a tagged one, a plain one and a large (streamed) one."""
+    s3.make_bucket(bucket_name)
+    put(s3, bucket_name, "cats/cat.webp", b"meow" * 1000, tags=TAGS, **HEADERS)
+    put(s3, bucket_name, "plain.txt", b"plain")
+    put(s3, bucket_name, "big.bin", os.urandom(3 * MiB + 5), ContentType="application/x-big",
+        Metadata={"size": "large"}, Tagging="kind=big")
+    return bucket_name
+
+
+def test_metadata_and_tags_are_written_to_restored_files(s3, photos, fd, tmp_path):
+    backup = fd.backup(plugin_string(s3, buckets_include=photos, prefetch_size="1M"))
+    assert backup.status == "T", backup.messages
+    where = str(tmp_path / "disk")
+    restore = fd.restore(where=where)
+    assert restore.status == "T", restore.messages
+    files = restored_keys(where, photos)
+    assert files == bucket_objects(s3, photos)
+    path = os.path.join(where, "@libcloud", photos, "cats", "cat.webp")
+    attrs = {name: os.getxattr(path, name) for name in os.listxattr(path)}
+    assert attrs["user.libcloud.content-type"] == b"image/webp"
+    assert attrs["user.libcloud.cache-control"] == b"max-age=3600, public"
+    assert attrs["user.libcloud.content-disposition"] == b'attachment; filename="cat.webp"'
+    assert attrs["user.libcloud.meta.owner"] == b"web-team"
+    assert attrs["user.libcloud.meta.empty"] == b""
+    assert attrs["user.libcloud.meta.colour"] == b"=?UTF-8?B?Z3LDvG4=?="  # as AWS keeps non-ASCII
+    assert attrs["user.libcloud.tags"] in (b"project=photos&tier=hot%20data", b"tier=hot%20data&project=photos")
+    big = os.path.join(where, "@libcloud", photos, "big.bin")  # streamed: metadata from the direct GET
+    assert os.getxattr(big, "user.libcloud.content-type") == b"application/x-big"
+    assert os.getxattr(big, "user.libcloud.meta.size") == b"large"
+    assert os.getxattr(big, "user.libcloud.tags") == b"kind=big"
+
+
+def test_restore_into_a_new_bucket_gives_keys_bytes_metadata_and_tags_back(s3, photos, fd, tmp_path, bucket_name):
+    backup = fd.backup(plugin_string(s3, buckets_include=photos, prefetch_size="1M"))
+    assert backup.status == "T", backup.messages
+    target = bucket_name + "-new"
+    restore = restore_into_bucket(fd, str(tmp_path / "spool"), restore_bucket=target, restore_prefix="back/")
+    assert restore.status == "T", restore.messages
+    original = bucket_objects(s3, photos)
+    assert bucket_objects(s3, target) == {"back/" + key: data for key, data in original.items()}
+    assert head(s3, target, "back/cats/cat.webp") == head(s3, photos, "cats/cat.webp")
+    assert tags_of(s3, target, "back/cats/cat.webp") == tags_of(s3, photos, "cats/cat.webp")
+    assert head(s3, target, "back/big.bin") == head(s3, photos, "big.bin")
+    assert tags_of(s3, target, "back/big.bin") == [("kind", "big")]
+    assert os.listdir(tmp_path / "spool") == []  # the spool is gone
+    assert any("3 objects uploaded into buckets" in text for text in restore.texts()), restore.texts()
+
+
+def test_replace_decides_what_happens_to_a_key_that_exists(s3, photos, fd, tmp_path):
+    backup = fd.backup(plugin_string(s3, buckets_include=photos, prefetch_size="1M"))
+    assert backup.status == "T", backup.messages
+    original = bucket_objects(s3, photos)
+    put(s3, photos, "plain.txt", b"changed after the backup")
+    s3.boto3_client().delete_object(Bucket=photos, Key="cats/cat.webp")
+    put(s3, photos, "new-since.txt", b"not in the backup")
+
+    never = restore_into_bucket(fd, str(tmp_path / "s1"), replace="never")
+    assert never.status == "T", never.messages
+    now = bucket_objects(s3, photos)
+    assert now["plain.txt"] == b"changed after the backup"  # kept
+    assert now["cats/cat.webp"] == original["cats/cat.webp"]  # deleted: restored
+    assert now["new-since.txt"] == b"not in the backup"  # never deleted
+
+    ifnewer = restore_into_bucket(fd, str(tmp_path / "s2"), replace="ifnewer")
+    assert ifnewer.status == "T", ifnewer.messages
+    assert bucket_objects(s3, photos)["plain.txt"] == b"changed after the backup"  # the bucket's is newer
+
+    always = restore_into_bucket(fd, str(tmp_path / "s3"), replace="always")
+    assert always.status == "T", always.messages
+    assert bucket_objects(s3, photos) == dict(original, **{"new-since.txt": b"not in the backup"})
+
+
+def test_upload_faults_are_retried_and_one_that_stays_is_named_and_the_job_is_not_ok(moto, proxy, fd, tmp_path,
+                                                                                     bucket_name):
+    """Through the fault proxy, which the restore reaches by its own port= (connection options
+    given at restore override the backup's): two 503s are retried; a 403 that stays fails that
+    object only, named in an M_ERROR."""
+    objects = {"a.txt": b"a" * 100, "b.txt": b"b" * 200, "c.txt": b"c" * 300}
+    moto.make_bucket(bucket_name, objects)
+    backup = fd.backup(plugin_string(moto, buckets_include=bucket_name))
+    assert backup.status == "T", backup.messages
+    target = bucket_name + "-back"
+    moto.make_bucket(target)
+    proxy.respond(503, times=2, method="PUT", match="/%s/a.txt" % target)
+    proxy.respond(403, times=None, method="PUT", match="/%s/b.txt" % target)
+    restore = restore_into_bucket(fd, str(tmp_path / "spool"), restore_bucket=target, port=proxy.port,
+                                  retry_max_wait=0)
+    assert restore.status == "W", restore.messages
+    errors = restore.texts(M_ERROR)
+    assert len(errors) == 1 and "'b.txt'" in errors[0] and "access denied" in errors[0], errors
+    assert bucket_objects(moto, target) == {"a.txt": objects["a.txt"], "c.txt": objects["c.txt"]}
+    assert any("2 requests retried" in text for text in restore.texts()), restore.texts()
+    assert len([e for e in proxy.entries(method="PUT", match="a.txt")]) == 3
+
+
+def test_a_restore_option_to_disk_that_names_a_store_is_refused(s3, photos, fd, tmp_path):
+    backup = fd.backup(plugin_string(s3, buckets_include=photos))
+    assert backup.status == "T", backup.messages
+    restore = fd.restore(where=str(tmp_path / "d"), plugin_options="python3:restore_bucket=x")
+    assert restore.status != "T"
+    assert any("restore_bucket" in text for text in restore.texts()), restore.texts()
