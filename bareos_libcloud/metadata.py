@@ -48,6 +48,19 @@ def from_headers(headers):
     return tuple(sorted(pairs))
 
 
+#: libcloud's ``extra`` names of a generic listing (Azure Blobs, Swift) for the headers above.
+LISTING_FIELDS = {"content_type": "content-type", "content_encoding": "content-encoding",
+                  "content_language": "content-language", "cache_control": "cache-control",
+                  "content_disposition": "content-disposition"}
+
+
+def from_listing(extra, meta_data):
+    """The metadata a generic listing states (libcloud's ``extra`` and ``meta_data``), or None."""
+    pairs = [(name, extra[field]) for field, name in LISTING_FIELDS.items() if extra.get(field)]
+    pairs.extend((USER + name.lower(), value) for name, value in (meta_data or {}).items() if value is not None)
+    return tuple(sorted(pairs)) or None
+
+
 def tag_count(headers):
     """How many tags the GET says the object has (S3's x-amz-tagging-count), 0 if it says none."""
     try:

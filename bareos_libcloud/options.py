@@ -305,14 +305,25 @@ def restore_overrides(first_text, cmd):
     options followed by the backup's (python-fd.cc parse_plugin_definition), every later file's
     only the backup's; ``cmd`` (start_restore_file) is the backup's whole plugin string.  The
     pairs of ``first_text`` before the backup's are the overrides ("" if there are none)."""
-    _, colon, rest = cmd.partition(":")
-    backup = [(k, v) for k, v in split_plugin_string(rest if colon else "")
-              if not ("module_path".startswith(k.lower()) or "module_name".startswith(k.lower()))]
+    backup = line_pairs(cmd)
     first = split_plugin_string(first_text)
     extra = len(first) - len(backup)
     if extra <= 0 or first[extra:] != backup:
         return ""
-    return "".join("%s=%s:" % (k, v.replace("\\", "\\\\").replace(":", "\\:")) for k, v in first[:extra])
+    return plugin_text(first[:extra])
+
+
+def line_pairs(cmd):
+    """The (key, value) pairs python-fd gives the plugin of a whole plugin string ``cmd``: those
+    after the plugin's name, without module_path and module_name (and what abbreviates them)."""
+    _, colon, rest = cmd.partition(":")
+    return [(k, v) for k, v in split_plugin_string(rest if colon else "")
+            if not ("module_path".startswith(k.lower()) or "module_name".startswith(k.lower()))]
+
+
+def plugin_text(pairs):
+    """``k1=v1:k2=v2:`` of (key, value) pairs, ':' and '\\' in values escaped."""
+    return "".join("%s=%s:" % (k, v.replace("\\", "\\\\").replace(":", "\\:")) for k, v in pairs)
 
 
 def _check_selection(opts, raw):
@@ -487,8 +498,9 @@ class OptionSet:
         self.warnings = []
         self.after_secret = set()  # names that directly follow a secret option in a plugin string
 
-    def add_string(self, text):
-        """Merge one plugin string; returns True when it brought anything new."""
+    def add_string(self, text, quiet=False):
+        """Merge one plugin string; returns True when it brought anything new.  ``quiet``: a key
+        given already keeps its value without a warning (a restore's options over the backup's)."""
         if text in self.seen_strings:
             return False
         self.seen_strings.add(text)
@@ -500,7 +512,7 @@ class OptionSet:
                 self.after_secret.add(key)
             previous = key
             if key in self.raw:
-                if self.raw[key] != value:
+                if self.raw[key] != value and not quiet:
                     shown = "" if is_secret_option(key) else " (%r kept)" % self.raw[key]
                     self.warnings.append("option %s given twice; the first value is used%s" % (key, shown))
                 continue

@@ -31,8 +31,9 @@ Lister -> job (the lister takes no requests; it streams)::
     ("ready", [bucket names])      credentials and buckets checked
     ("warning", text)              e.g. a bucket named in buckets_exclude that does not exist
     ("error", text)                e.g. a bucket named in buckets_include that does not exist
-    ("entries", bucket, [(key, size, mtime, etag, md5), ...])   md5: of the content, where a
-                                                                 generic listing states it
+    ("entries", bucket, [(key, size, mtime, etag, md5, meta), ...])   md5: of the content, where
+                                   a generic listing states it; meta: the metadata it states
+                                   (metadata.from_listing), None in the S3 family (the GET has it)
                                    only objects of the line's selection (prefix, shard and the
                                    selection options, applied here: selection.py) that a GET
                                    can read; archived ones (S3 GLACIER, DEEP_ARCHIVE; Azure

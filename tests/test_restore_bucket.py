@@ -149,3 +149,50 @@ def test_a_restore_option_to_disk_that_names_a_store_is_refused(s3, photos, fd, 
     restore = fd.restore(where=str(tmp_path / "d"), plugin_options="python3:restore_bucket=x")
     assert restore.status != "T"
     assert any("restore_bucket" in text for text in restore.texts()), restore.texts()
+
+
+def test_a_large_object_goes_back_whole_with_its_metadata(s3, fd, tmp_path, bucket_name):
+    """70 MiB: a multipart upload in 5 MiB parts (the ETag of the parts is checked), signed with
+    SigV4, given at restore (libcloud's SigV2, the S3_RGW default, cannot sign the parts)."""
+    data = os.urandom(70 * MiB + 123)
+    s3.make_bucket(bucket_name)
+    put(s3, bucket_name, "video/big.mp4", data, ContentType="video/mp4", Metadata={"camera": "x100"})
+    backup = fd.backup(plugin_string(s3, buckets_include=bucket_name))
+    assert backup.status == "T", backup.messages
+    target = bucket_name + "-big"
+    restore = restore_into_bucket(fd, str(tmp_path / "spool"), restore_bucket=target, signature_version=4)
+    assert restore.status == "T", restore.messages
+    assert bucket_objects(s3, target) == {"video/big.mp4": data}
+    assert head(s3, target, "video/big.mp4") == head(s3, bucket_name, "video/big.mp4")
+
+
+def test_a_cancelled_restore_aborts_its_multipart_upload(moto, proxy, fd, tmp_path, bucket_name):
+    """The cancel comes while a part's answer is held back: the upload stops at its next part,
+    the multipart upload is aborted (no parts left to pay for) and the object is not there."""
+    moto.make_bucket(bucket_name, {"big.bin": os.urandom(70 * MiB)})
+    backup = fd.backup(plugin_string(moto, buckets_include=bucket_name))
+    assert backup.status == "T", backup.messages
+    target = bucket_name + "-cancel"
+    moto.make_bucket(target)
+    proxy.stall(6.0, after_bytes=None, then="continue", method="PUT", match="partNumber=3")
+    restore = fd.restore(where=str(tmp_path / "spool"), cancel_after_seconds=3.0,
+                         plugin_options="python3:restore_to=bucket:restore_bucket=%s:port=%d:signature_version=4"
+                         % (target, proxy.port))
+    assert restore.status == "A", restore.messages
+    client = moto.boto3_client()
+    assert client.list_multipart_uploads(Bucket=target).get("Uploads", []) == []
+    assert bucket_objects(moto, target) == {}
+    assert [e for e in proxy.entries(method="DELETE") if "uploadId=" in e.target], proxy.log
+    assert os.listdir(tmp_path / "spool") == []
+
+
+def test_a_partial_restore_uploads_only_the_selected_objects(s3, photos, fd, tmp_path, bucket_name):
+    backup = fd.backup(plugin_string(s3, buckets_include=photos, prefetch_size="1M"))
+    assert backup.status == "T", backup.messages
+    target = bucket_name + "-part"
+    selected = [name for name in fd.current_state() if name.endswith("/cats/cat.webp")]
+    assert len(selected) == 1
+    restore = fd.restore(where=str(tmp_path / "spool"), files=selected,
+                         plugin_options="python3:restore_to=bucket:restore_bucket=" + target)
+    assert restore.status == "T", restore.messages
+    assert bucket_objects(s3, target) == {"cats/cat.webp": bucket_objects(s3, photos)["cats/cat.webp"]}

@@ -81,7 +81,7 @@ class LineWalk:
     def _entries(self, bucket, entries):
         count = self._bucket(bucket)
         plan, on_object = self.policy.plan, self.on_object
-        for key, size, mtime, etag, md5 in entries:
+        for key, size, mtime, etag, md5, _ in entries:
             count.listed += 1
             count.listed_bytes += size
             decision = plan(size, mtime)

@@ -18,7 +18,7 @@ import hashlib
 import re
 from urllib.parse import unquote_plus
 
-from .. import naming
+from .. import metadata, naming
 from ..archive import RestoreState, name_hash, pack
 from ..selection import AZURE_ARCHIVED, S3_ARCHIVED, Selection
 from ..shards import DELIMITER, in_shard, prefix_shard, shard_of
@@ -119,8 +119,10 @@ def select_buckets(drv, config, retry):
 
 
 def _record(obj):
-    """``(key, size, mtime, etag, md5, storage class)`` of an object of libcloud's generic listing;
-    the class is Azure's access tier (upper-cased) where the listing states it, else None."""
+    """``(key, size, mtime, etag, md5, meta, storage class)`` of an object of libcloud's generic
+    listing; ``meta``: the metadata the listing states (metadata.from_listing: a GET through
+    libcloud's generic download shows no headers); the class is Azure's access tier (upper-cased)
+    where the listing states it, else None."""
     extra = obj.extra or {}
     try:
         mtime = to_epoch(extra.get("last_modified"))
@@ -128,7 +130,7 @@ def _record(obj):
         mtime = None
     tier = extra.get("access_tier")
     return (obj.name, int(obj.size or 0), mtime, obj.hash or None, _content_md5(extra),
-            tier.upper() if isinstance(tier, str) and tier else None)
+            metadata.from_listing(extra, obj.meta_data), tier.upper() if isinstance(tier, str) and tier else None)
 
 
 def _with_access_tier(drv):
@@ -147,6 +149,8 @@ def _with_access_tier(drv):
         props = blob.find("Properties")
         if props is not None:
             obj.extra["access_tier"] = props.findtext("AccessTier")
+            for name in ("Cache-Control", "Content-Disposition"):  # libcloud keeps neither
+                obj.extra[name.lower().replace("-", "_")] = props.findtext(name)
         return obj
 
     drv._xml_to_object = with_tier
@@ -242,7 +246,7 @@ def _page_entries(body, decode):
             mtime = None
         etag = (element.findtext(etag_tag) or "").replace('"', "") or None
         size = int(element.findtext(size_tag) or 0)
-        entries.append((decode(element.findtext(key_tag), errors="strict"), size, mtime, etag, None,
+        entries.append((decode(element.findtext(key_tag), errors="strict"), size, mtime, etag, None, None,
                         element.findtext(class_tag) or None))
     return entries
 
@@ -463,7 +467,7 @@ class Scope:
 
     def take(self, record):
         self.seen += 1
-        key, size, mtime, _, _, storage_class = record
+        key, size, mtime, _, _, _, storage_class = record
         if self.selection.active and not self.selection.selected(key, size, mtime, storage_class):
             self.counts["left_out"] += 1
             return None
@@ -660,9 +664,9 @@ def _bucket_messages(drv, container, config, retry, selection, state, objects=No
         for record in _records(drv, container, config, retry):
             kind = take(record)
             if kind is ENTRY:
-                batch.append(record[:5])
+                batch.append(record[:6])
             elif kind is RESTORED:
-                restored.append(record[:5])
+                restored.append(record[:6])
             else:
                 continue
             if len(batch) + len(restored) >= BATCH:

@@ -23,11 +23,14 @@ from .. import metadata, timeutil
 from ..answers import FetchError, translate
 from ..retry import Transient
 from . import driver as driver_mod
+from . import fetch
 
 #: Above this an S3-family upload goes in parts (libcloud's 5 MiB parts); below, one PUT
-#: whose MD5 the store's ETag confirms.
+#: whose MD5 the store's ETag confirms.  With SigV2 (libcloud's S3_RGW default) always one PUT:
+#: libcloud's SigV2 signature leaves out the ?uploads and ?partNumber subresources.
 MULTIPART_THRESHOLD = 64 * 1024 * 1024
 PART_SIZE = 5 * 1024 * 1024  # libcloud's s3.CHUNK_SIZE: the parts the ETag is made of
+SINGLE_PUT_LIMIT = 5 * 1024 ** 3  # S3's largest PUT
 #: Azure takes these headers under its own names; it has no Expires.
 AZURE_HEADERS = {
     "Cache-Control": "x-ms-blob-cache-control",
@@ -152,7 +155,11 @@ class Uploader:
 
     def _send(self, drv, container, spec, extra, headers):
         path, size = spec["path"], spec["size"]
-        if driver_mod.is_s3_family(drv) and size > MULTIPART_THRESHOLD:
+        s3 = driver_mod.is_s3_family(drv)
+        if s3 and fetch.signs_v2(drv) and size > SINGLE_PUT_LIMIT:
+            raise FetchError("it is larger than one PUT may be (5 GiB), and libcloud signs the parts of a "
+                             "multipart upload right only with SigV4 (give signature_version=4 at restore)")
+        if s3 and size > MULTIPART_THRESHOLD and not fetch.signs_v2(drv):
             obj = drv.upload_object_via_stream(self._chunks(path), container, spec["key"], extra=extra,
                                                headers=headers)
             expected = multipart_etag(path)
@@ -162,7 +169,7 @@ class Uploader:
             return obj
         if self.cancelled.is_set():
             raise Cancelled()
-        if driver_mod.is_s3_family(drv):
+        if s3:
             headers["Content-Length"] = str(size)  # http.client would send a file chunked (radosgw: 411)
         return drv.upload_object(path, container, spec["key"], extra=extra, headers=headers, verify_hash=True)
 

@@ -71,7 +71,7 @@ class Item:
 
     def new_download(self, pool, seq, if_match=None):
         """A download by the fetch helpers; ``if_match``: only that version (see open_on_demand)."""
-        listed = {"size": self.size, "mtime": self.mtime, "etag": self.etag, "md5": self.md5}
+        listed = {"size": self.size, "mtime": self.mtime, "etag": self.etag, "md5": self.md5, "meta": self.meta}
         self.download = Download(pool, seq, self.bucket, self.key, listed, if_match)
         return self.download
 
@@ -342,7 +342,7 @@ class BackupSession:
         """``restored``: objects whose restore request made them readable: saved whatever their
         times say (Bareos's change check is off for them, as for journaled objects)."""
         policy, forced_names, stats = self.policy, self.forced, self.stats
-        for key, size, mtime, etag, md5 in entries:
+        for key, size, mtime, etag, md5, meta in entries:
             stats.listed += 1
             fname = None
             if forced_names or restored:
@@ -360,6 +360,8 @@ class BackupSession:
             if fname is None:
                 continue
             item = Item(bucket, key, fname, plan, size, mtime, etag, md5, forced, restored)
+            if meta:
+                item.meta = meta  # what a generic listing states (a generic GET shows no headers)
             if plan == PREFETCH:
                 self.seq += 1
                 self.pool.add(item.new_download(self.pool, self.seq))

@@ -97,6 +97,14 @@ def build_options(text, overrides=(), need_remote=True):
     return optset.build(need_remote=need_remote)
 
 
+def build_restore_options(overrides, text, need_remote=True):
+    """The options of a restored file: the restore's own (``overrides``) over its line's ``text``."""
+    optset = OptionSet()
+    optset.add_string(overrides)
+    optset.add_string(text, quiet=True)
+    return optset.build(need_remote=need_remote)
+
+
 def store_of(opts):
     """What identifies the object store and account a line reads (compared, never shown)."""
     kw = opts.driver_kwargs

@@ -14,11 +14,11 @@ import time
 
 from .. import metadata, naming
 from ..journal import Journal
-from ..options import OptionError, is_secret_option, restore_overrides, split_plugin_string
+from ..options import OptionError, is_secret_option, line_pairs, plugin_text, restore_overrides, split_plugin_string
 from .backup import BackupSession, ChangePolicy, SetupFailed
 from .helpers import python_executable, stop_servers
 from .joblog import JobLog, plural
-from .lines import PluginLines, build_options, store_of
+from .lines import PluginLines, build_options, build_restore_options, store_of
 from .prefetch import VANISHED, JobCancelled, PoolFailed
 from .restore import IncompleteCopy, RestoreRefused, RestoreSession, Skip
 from .upload import BucketRestore
@@ -71,6 +71,7 @@ class BareosFdPluginLibcloud:
         self.fileset_done = False
         self.restore_opts = {}  # option text -> Options, for restores
         self.restore_text = None  # the option text of the file being restored
+        self.restore_line = None  # its backup-time options (start_restore_file's cmd), as a text
         self.overrides = None  # the restore's pluginoptions (options.restore_overrides), once known
         self.warned = set()
         self.failed = False
@@ -113,7 +114,8 @@ class BareosFdPluginLibcloud:
                 self.restore_text = plugindef
                 if plugindef in self.restore_opts:
                     return self.fd.bRC_OK  # every restored file brings its line's text again
-                self.restore_opts[plugindef] = build_options(plugindef, need_remote=False)
+                # quiet: the first file's text repeats what the restore's pluginoptions override
+                self.restore_opts[plugindef] = build_restore_options("", plugindef, need_remote=False)
             elif not self.fileset_done:
                 self.lines.add(plugindef, need_remote=True)
             else:
@@ -439,6 +441,10 @@ class BareosFdPluginLibcloud:
     # -- restore -----------------------------------------------------------------------------
     @_guarded("bRC_OK")
     def start_restore_file(self, cmd):
+        try:
+            self.restore_line = plugin_text(line_pairs(cmd))
+        except OptionError:
+            self.restore_line = self.restore_text
         if self.overrides is None and self.restore_text is not None:
             try:
                 self.overrides = restore_overrides(self.restore_text, cmd)
@@ -453,12 +459,13 @@ class BareosFdPluginLibcloud:
 
     def _file_options(self):
         """The options of the file being restored: its line's, after the restore's own."""
-        text = (self.overrides or "") + (self.restore_text or "")
+        overrides, line = self.overrides or "", self.restore_line or self.restore_text or ""
+        text = overrides + line
         opts = self.restore_opts.get(text)
         if opts is None:
-            opts = build_options(text, need_remote=False)
+            opts = build_restore_options(overrides, line, need_remote=False)
             if opts.restore_to == "bucket":
-                opts = build_options(text, need_remote=True)
+                opts = build_restore_options(overrides, line, need_remote=True)
             elif self.overrides:
                 given = [k for k, _ in split_plugin_string(self.overrides) if k not in LOCAL_OVERRIDES]
                 if given:

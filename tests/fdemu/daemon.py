@@ -145,12 +145,16 @@ class FileDaemon:
 
     def restore(self, where="/tmp/bareos-restores", replace="always",
                 job_name="backup-job", jobid=None, files=None, regexwhere=None,
-                plugin_options=None):
+                plugin_options=None, cancel_after_seconds=None):
         """Restore through the plugin (API doc 2b, trace section 5).
 
         jobid=None restores the latest state of the job chain; an int or a
         list of ints restores the files of exactly those jobs (newest wins),
         like bconsole `restore jobid=...`.
+
+        ``cancel_after_seconds``: a director's ``cancel`` that long after the job starts:
+        CancelCommand(14) on another thread; the restore stops before the next file (restore.cc
+        checks IsJobCanceled per record), then EndRestoreJob(6), which a cancelled job still gets.
 
         ``plugin_options``: bconsole's ``restore ... pluginoptions=<string>`` (or a list: that
         value first, then each line of the restore Job's "FD Plugin Options"), delivered as
@@ -165,7 +169,7 @@ class FileDaemon:
         rt = self._runtime(result, "R", " ", 0, False, job_name, start)
         rt.where = None if regexwhere else where
         result.files = list(records)
-        run = RestoreRun(rt, where, regexwhere, replace, plugin_options)
+        run = RestoreRun(rt, where, regexwhere, replace, plugin_options, cancel_after_seconds)
         self._run(rt, records[0].plugin, lambda: run.run(records), plugin_options)
         result.summary.update(run.summary)
         self.catalog.add_job(dict(jobid=result.jobid, type="R", job_name=job_name,

@@ -8,6 +8,7 @@ set_acl/set_xattr, end_restore_file. Then events 6 and 2.
 import base64
 import os
 import struct
+import threading
 
 from .job import M_ERROR, M_FATAL, UNDEFINED_RETURN, bRC_OK, strerror
 from .catalog import SPARSE_HEADER
@@ -25,7 +26,8 @@ FT_LNKSAVED, FT_REG, FT_REGE, FT_LNK = 1, 3, 2, 4
 class RestoreRun:
     """Restore a list of cataloged FileRecords through the plugin."""
 
-    def __init__(self, rt, where, regexwhere, replace, plugin_options=None):
+    def __init__(self, rt, where, regexwhere, replace, plugin_options=None, cancel_after_seconds=None):
+        self.cancel_after_seconds = cancel_after_seconds
         self.rt = rt
         self.plugin_options = plugin_options
         self.where = where
@@ -49,13 +51,28 @@ class RestoreRun:
             send_plugin_options(rt, self.plugin_options)
         rt.type_char, rt.phase_status = "R", "R"
         rt.event(5)                    # bEventStartRestoreJob: only if options loaded Python
-        for record in records:
-            if rt.stopped:
-                break
-            self.restore_file(record)
-        rt.phase_status = "T"
-        rt.event(6)
-        rt.event(2)
+        timer = None
+        if self.cancel_after_seconds is not None:
+            timer = threading.Timer(self.cancel_after_seconds, self.deliver_cancel)
+            timer.name = "fdemu-cancel-timer"
+            timer.start()
+        try:
+            for record in records:
+                if rt.stopped:
+                    break
+                self.restore_file(record)
+            rt.phase_status = "T"
+            rt.event(6)
+            rt.event(2)
+        finally:
+            if timer is not None:  # a cancel may come until the job's end
+                timer.cancel()
+                timer.join()
+
+    def deliver_cancel(self):
+        """CancelCommand(14), on the timer's thread (trace section 6)."""
+        self.rt.event(14)
+        self.rt.canceled = True
 
     # ----------------------------------------------------------- per file
     def restore_file(self, record):
