@@ -165,6 +165,7 @@ def make_driver(provider, driver_kwargs, timeout, ca_file=None, follow_regions=T
         reconnect = True
     if reconnect:
         drv.connection.connect()  # the driver connected while it was created
+    _keep_bytes_encoded(drv)
     _add_plugin_requests(drv, name, driver_kwargs)
     if is_s3_family(drv):
         follower = RegionFollower(drv, name, driver_kwargs, params)
@@ -173,6 +174,26 @@ def make_driver(provider, driver_kwargs, timeout, ca_file=None, follow_regions=T
         if follow_regions:
             follower.install()
     return drv
+
+
+def _keep_bytes_encoded(drv):
+    """Have the driver's downloads give the object's bytes as stored.
+
+    Through requests (every provider outside the lean transport: Azure, Swift...), libcloud's
+    ``iter_content`` undoes a ``Content-Encoding: gzip`` the object was stored with: the backup
+    would hold other bytes than the object's, which the size and MD5 checks refuse, so such an
+    object could never be saved.  Its raw stream is read instead."""
+    from libcloud.common.base import RawResponse
+
+    class StoredBytes(RawResponse):
+        def __init__(self, connection, response=None):
+            super().__init__(connection, response)
+            raw = getattr(response, "raw", None)
+            if raw is not None and hasattr(raw, "stream"):
+                self.iter_content = lambda chunk_size=1, decode_unicode=False: raw.stream(chunk_size,
+                                                                                         decode_content=False)
+
+    drv.connection.rawResponseCls = StoredBytes
 
 
 def _add_plugin_requests(drv, name, driver_kwargs):

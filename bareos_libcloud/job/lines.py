@@ -10,7 +10,7 @@ Two lines must not give the same Bareos name to different objects (a bucket of t
 two stores), nor both save one object: such a FileSet is refused at the job's start.
 """
 
-from ..options import OptionSet
+from ..options import PLUGIN_OPTIONS, OptionSet, plugin_text, split_plugin_string
 
 
 class PluginLine:
@@ -98,9 +98,14 @@ def build_options(text, overrides=(), need_remote=True):
 
 
 def build_restore_options(overrides, text, need_remote=True):
-    """The options of a restored file: the restore's own (``overrides``) over its line's ``text``."""
+    """The options of a restored file: the restore's own (``overrides``) over its line's ``text``.
+
+    A restore that names a ``provider`` names another store: none of the line's connection
+    options (credentials, host, region, driver parameters) goes with it, only the plugin's own."""
     optset = OptionSet()
     optset.add_string(overrides)
+    if overrides and "provider" in dict(split_plugin_string(overrides)):
+        text = plugin_text([(k, v) for k, v in split_plugin_string(text) if k in PLUGIN_OPTIONS])
     optset.add_string(text, quiet=True)
     return optset.build(need_remote=need_remote)
 
