@@ -183,9 +183,11 @@ def _keep_bytes_encoded(drv):
     ``iter_content`` undoes a ``Content-Encoding: gzip`` the object was stored with: the backup
     would hold other bytes than the object's, which the size and MD5 checks refuse, so such an
     object could never be saved.  Its raw stream is read instead."""
-    from libcloud.common.base import RawResponse
+    if uses_lean_transport(drv):
+        return  # http.client decodes nothing
+    driver_raw = drv.connection.rawResponseCls  # the driver's own (its parse_error)
 
-    class StoredBytes(RawResponse):
+    class StoredBytes(driver_raw):
         def __init__(self, connection, response=None):
             super().__init__(connection, response)
             raw = getattr(response, "raw", None)

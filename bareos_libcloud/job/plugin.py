@@ -69,7 +69,8 @@ class BareosFdPluginLibcloud:
         self.log = JobLog(bareosfd)
         self.lines = PluginLines()
         self.fileset_done = False
-        self.restore_opts = {}  # option text -> Options, for restores
+        self.restore_opts = {}  # option text -> Options, for restores (each file's text, checked)
+        self.file_opts = {}  # the restore's options over a line's -> the Options restored files use
         self.restore_text = None  # the option text of the file being restored
         self.restore_line = None  # its backup-time options (start_restore_file's cmd), as a text
         self.overrides = None  # the restore's pluginoptions (options.restore_overrides), once known
@@ -461,7 +462,7 @@ class BareosFdPluginLibcloud:
         """The options of the file being restored: its line's, after the restore's own."""
         overrides, line = self.overrides or "", self.restore_line or self.restore_text or ""
         text = overrides + line
-        opts = self.restore_opts.get(text)
+        opts = self.file_opts.get(text)
         if opts is None:
             opts = build_restore_options(overrides, line, need_remote=False)
             if opts.restore_to == "bucket":
@@ -471,7 +472,8 @@ class BareosFdPluginLibcloud:
                 if given:
                     raise OptionError("option %s given at restore does nothing in a restore to disk "
                                       "(restore_to=bucket restores into a bucket)" % given[0])
-            self.restore_opts[text] = opts
+            self.file_opts[text] = opts
+            self.restore_opts[text] = opts  # its secrets and debug go to the log's setup
             self._configure_log()
         return opts
 

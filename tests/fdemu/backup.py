@@ -577,10 +577,18 @@ class BackupRun:
             pkt = self.fake._force(self.fake.XattrPacket(), fname=record.fname,
                                    name=None, value=None)
             rc = self.rt.call("get_xattr", pkt, info=record.fname)
-            if isinstance(pkt.name, (bytes, bytearray)) and pkt.name:
-                value = bytes(pkt.value or b"")
+            # bareosfd.cc PyXattrPacketToNative: only a bytearray name is taken (anything else is
+            # dropped without a word); an empty bytearray name or value makes it fail halfway.
+            if isinstance(pkt.value, bytearray) and not pkt.value and pkt.name:
+                self.rt.emulator_error("get_xattr gave %r an empty value: bareos-fd fails to convert it "
+                                       "(PyXattrPacketToNative), with undefined results" % bytes(pkt.name))
+            if isinstance(pkt.name, bytearray) and pkt.name:
+                value = bytes(pkt.value) if isinstance(pkt.value, bytearray) else b""
                 record.xattrs.append([base64.b64encode(bytes(pkt.name)).decode(),
                                       base64.b64encode(value).decode()])
+            elif pkt.name:
+                self.rt.trace("core:xattr-dropped", "%s: name is %s, not a bytearray"
+                              % (record.fname, type(pkt.name).__name__))
             if self.rt.raised or rc != bRC_More:
                 return
         self.rt.emulator_error("get_xattr returned bRC_More 100000 times for %s"
