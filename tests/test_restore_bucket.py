@@ -116,7 +116,12 @@ def test_replace_decides_what_happens_to_a_key_that_exists(s3, photos, fd, tmp_p
     assert ifnewer.status == "T", ifnewer.messages
     assert bucket_objects(s3, photos)["plain.txt"] == b"changed after the backup"  # the bucket's is newer
 
-    always = restore_into_bucket(fd, str(tmp_path / "s3"), replace="always")
+    ifolder = restore_into_bucket(fd, str(tmp_path / "s3"), replace="ifolder")
+    assert ifolder.status == "T", ifolder.messages
+    assert bucket_objects(s3, photos) == dict(original, **{"new-since.txt": b"not in the backup"})
+
+    put(s3, photos, "plain.txt", b"changed again")
+    always = restore_into_bucket(fd, str(tmp_path / "s4"), replace="always")
     assert always.status == "T", always.messages
     assert bucket_objects(s3, photos) == dict(original, **{"new-since.txt": b"not in the backup"})
 

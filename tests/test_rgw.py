@@ -162,3 +162,16 @@ def test_a_hostile_key_at_a_page_boundary_is_listed_once(rgw, fd, bucket_name):
     result = fd.estimate(plugin_string(rgw, buckets_include=bucket_name))
     listed = [line.rsplit(" /@libcloud/", 1)[1] for line in result.listing]
     assert sorted(naming.parse_fname("/@libcloud/" + line)[1] for line in listed) == sorted(keys)
+
+
+def test_hostile_names_go_back_into_a_bucket_exactly(rgw, fd, bucket_name, tmp_path):
+    """restore_to=bucket gives every key back as it was (the names are reversible), signed with
+    SigV4 as the backup was; no other key appears."""
+    rgw.make_bucket(bucket_name, HOSTILE)
+    plugin = plugin_string(rgw, buckets_include=bucket_name, nb_prefetcher=4, signature_version="4")
+    assert fd.backup(plugin).status == "T"
+    target = bucket_name[:50] + "-back"
+    restore = fd.restore(where=str(tmp_path / "spool"),
+                         plugin_options="python3:restore_to=bucket:restore_bucket=" + target)
+    assert restore.status == "T", restore.messages
+    assert bucket_objects(rgw, target) == HOSTILE

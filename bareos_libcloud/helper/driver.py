@@ -191,9 +191,14 @@ def _keep_bytes_encoded(drv):
         def __init__(self, connection, response=None):
             super().__init__(connection, response)
             raw = getattr(response, "raw", None)
-            if raw is not None and hasattr(raw, "stream"):
+            if raw is not None and hasattr(raw, "stream") and not getattr(response, "_content_consumed", True):
                 self.iter_content = lambda chunk_size=1, decode_unicode=False: raw.stream(chunk_size,
                                                                                          decode_content=False)
+
+        def success(self):
+            # A range's 206 too: libcloud's RawResponse would read its body as an error's (the
+            # bytes then come from requests' decoded copy), where the caller reads it as data.
+            return self.status == 206 or super().success()
 
     drv.connection.rawResponseCls = StoredBytes
 
