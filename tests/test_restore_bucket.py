@@ -4,6 +4,7 @@ End to end through the emulated bareos-fd against moto and radosgw (the ``s3`` f
 each test on both); the bucket's contents are read back with boto3, not the plugin.
 """
 
+import errno
 import gzip
 import os
 
@@ -312,3 +313,43 @@ def test_gzip_encoded_objects_are_saved_as_stored(s3, fd, tmp_path, bucket_name)
     assert restore_into_bucket(fd, str(tmp_path / "spool"), restore_bucket=target).status == "T"
     assert bucket_objects(s3, target) == {"small.gz": small, "large.gz": large}
     assert head(s3, target, "small.gz")["ContentEncoding"] == "gzip"
+
+
+def test_a_fileset_without_xattrs_is_warned_about(s3, photos, fd):
+    """xattrsupport = no: Bareos never calls get_xattr, so the job says the metadata is not kept."""
+    no_xattr = bytearray.fromhex("02c0000800")
+    no_xattr[27 >> 3] &= ~(1 << (27 & 7))  # FO_XATTR off
+    backup = fd.backup(plugin_string(s3, buckets_include=photos), fileset_options=bytes(no_xattr))
+    assert backup.status == "T", backup.messages
+    warnings = [text for text in backup.texts(M_WARNING) if "xattrsupport" in text]
+    assert len(warnings) == 1, backup.texts()
+    assert all(not record.xattrs for record in backup.files)
+
+
+def test_a_filesystem_without_xattrs_restores_the_files_with_one_warning(moto, fd, tmp_path, bucket_name,
+                                                                        monkeypatch):
+    moto.make_bucket(bucket_name)
+    for key in ("a", "b"):
+        put(moto, bucket_name, key, key.encode(), ContentType="text/plain", Metadata={"k": "v"})
+    assert fd.backup(plugin_string(moto, buckets_include=bucket_name)).status == "T"
+
+    def refuse(*args, **kwargs):
+        raise OSError(errno.ENOTSUP, os.strerror(errno.ENOTSUP))
+
+    monkeypatch.setattr(os, "setxattr", refuse)  # the plugin runs in this process (the emulator)
+    where = str(tmp_path / "noxattr")
+    restore = fd.restore(where=where)
+    assert restore.status == "T", restore.messages
+    assert restored_keys(where, bucket_name) == {"a": b"a", "b": b"b"}
+    warnings = restore.texts(M_WARNING)
+    assert len(warnings) == 1 and "extended attributes" in warnings[0], restore.texts()
+
+
+def test_a_mistyped_restore_option_fails_the_restore_once_naming_it(s3, photos, fd, tmp_path):
+    assert fd.backup(plugin_string(s3, buckets_include=photos)).status == "T"
+    restore = fd.restore(where=str(tmp_path / "spool"),
+                         plugin_options="python3:restore_to=bucket:restore_buckett=elsewhere")
+    assert restore.status == "f", restore.messages
+    texts = [text for text in restore.texts() if "restore_buckett" in text]
+    assert len(texts) == 1 and "restore_bucket" in texts[0].split("restore_buckett", 1)[1], restore.texts()
+    assert s3.list_keys(photos)  # nothing touched

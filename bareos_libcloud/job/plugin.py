@@ -566,6 +566,10 @@ class BareosFdPluginLibcloud:
     def end_restore_file(self):
         if self.restore is not None:
             self.restore.end_file()
+            problem = getattr(self.restore, "setup_error", None)
+            if problem and not self.failed:
+                self.failed = True  # the next files are not taken (parse_plugin_definition)
+                self.log.fatal("cannot restore into buckets: %s" % problem)
         return self.fd.bRC_OK
 
     def _end_restore(self):

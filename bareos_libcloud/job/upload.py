@@ -66,6 +66,7 @@ class BucketRestore:
         self.bytes_stored = 0
         self.faults = FaultCounts(log.debug)
         self.cancel_sent = False
+        self.setup_error = None  # the upload helper could not set up (options, credentials): fatal
         self.target = None  # for messages about a failed write
 
     # -- create_file ---------------------------------------------------------------------------
@@ -141,8 +142,8 @@ class BucketRestore:
         self.pump(0.0)
         while self.spooled and self.spooled + pending.size > self._spool_limit(store) and not self.cancelled.is_set():
             self.pump(0.2)
-        if self.cancelled.is_set() or not self._ensure_helper(store):
-            if not self.cancelled.is_set():
+        if self.cancelled.is_set() or self.setup_error or not self._ensure_helper(store):
+            if not (self.cancelled.is_set() or self.setup_error):
                 self._failed(pending, store.why_not)
             self._drop(pending)
             return
@@ -224,8 +225,7 @@ class BucketRestore:
         if reply[0] != "ready":
             helper.stop(grace=0.5)
             store.why_not = reply[1] if len(reply) > 1 else "the upload process did not start"
-            self.log.error("cannot restore into buckets: %s" % store.why_not)
-            store.starts = HELPER_STARTS  # a setup failure (credentials, options) does not heal
+            self.setup_error = store.why_not  # options or credentials: it does not heal (the plugin ends the job)
             return False
         store.helper = helper
         return True
