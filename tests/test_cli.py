@@ -342,3 +342,54 @@ def test_the_console_script_and_the_entrypoint_of_a_built_wheel(moto, creds, buc
                           cwd=str(tmp_path), env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "ok: 1 bucket selected: %s" % bucket_name in done.stdout.splitlines()
+
+
+# -- restore-check -----------------------------------------------------------------------------------
+@pytest.mark.parametrize("signature", ["2", "4"])
+def test_restore_check_probes_the_target_without_leaving_anything(rgw, creds, bucket_name, signature):
+    """radosgw checks every signature: the probe (a multipart upload started and aborted) is
+    signed right with SigV2 and SigV4, and leaves neither an object nor a pending upload."""
+    rgw.make_bucket(bucket_name, {"k": b"v"})
+    target = bucket_name[:50] + "-to"
+    rgw.make_bucket(target)
+    done = cli("restore-check", fileset_string(rgw, creds(rgw), buckets_include=bucket_name),
+               "--restore-options", "python3:restore_to=bucket:restore_bucket=%s:signature_version=%s"
+               % (target, signature))
+    assert done.returncode == 0, output(done)
+    assert "ok: bucket %r can be restored into: a multipart upload was started and aborted (no object)" % target \
+        in done.stdout.splitlines(), output(done)
+    assert rgw.list_keys(target) == []
+    assert rgw.boto3_client().list_multipart_uploads(Bucket=target).get("Uploads", []) == []
+    no_secret(done, rgw)
+
+
+def test_restore_check_names_a_target_that_may_not_be_written(moto, proxy, creds, bucket_name):
+    moto.make_bucket(bucket_name, {"k": b"v"})
+    proxy.respond(403, times=None, method="POST", match="uploads")
+    done = cli("restore-check", fileset_string(moto, creds(moto), buckets_include=bucket_name),
+               "--restore-options", "restore_to=bucket:port=%d" % proxy.port)
+    assert done.returncode == 1, output(done)
+    errors = [line for line in done.stdout.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "may not write into bucket %r" % bucket_name in errors[0], output(done)
+
+
+def test_restore_check_warns_of_a_bucket_the_restore_would_create(moto, creds, bucket_name):
+    moto.make_bucket(bucket_name, {"k": b"v"})
+    done = cli("restore-check", fileset_string(moto, creds(moto), buckets_include=bucket_name),
+               "--restore-options", "restore_to=bucket:restore_bucket=%s-new" % bucket_name)
+    assert done.returncode == 1, output(done)
+    assert "does not exist: the restore creates it" in done.stdout, output(done)
+
+
+def test_restore_check_into_another_provider(moto, azurite, creds, bucket_name):
+    """provider= in the restore's options: the target's credentials and driver, not the backup's."""
+    moto.make_bucket(bucket_name, {"k": b"v"})
+    azurite.make_bucket(bucket_name)
+    cred = creds(azurite, name="azure.cred")
+    done = cli("restore-check", fileset_string(moto, creds(moto), buckets_include=bucket_name),
+               "--restore-options", "restore_to=bucket:provider=AZURE_BLOBS:host=%s:port=%d:secure=false:"
+               "credentials_file=%s" % (azurite.host, azurite.port, cred))
+    assert done.returncode == 0, output(done)
+    assert "a block was put and not committed (no blob)" in done.stdout, output(done)
+    assert azurite.objects(bucket_name) == {}
+    no_secret(done, moto, azurite)

@@ -7,6 +7,7 @@ each test on both); the bucket's contents are read back with boto3, not the plug
 import errno
 import gzip
 import os
+import time
 
 import pytest
 
@@ -102,6 +103,7 @@ def test_replace_decides_what_happens_to_a_key_that_exists(s3, photos, fd, tmp_p
     backup = fd.backup(plugin_string(s3, buckets_include=photos, prefetch_size="1M"))
     assert backup.status == "T", backup.messages
     original = bucket_objects(s3, photos)
+    time.sleep(1.1)  # Last-Modified counts whole seconds: the change must be newer than the backup's copy
     put(s3, photos, "plain.txt", b"changed after the backup")
     s3.boto3_client().delete_object(Bucket=photos, Key="cats/cat.webp")
     put(s3, photos, "new-since.txt", b"not in the backup")

@@ -27,6 +27,7 @@ from ..options import OptionError
 from .check import cmd_check
 from .common import BAD, BAD_OPTIONS, Report, Stop, load_lines, read_plugin_file
 from .plan import SAMPLE_OBJECTS, SAMPLE_SECONDS, cmd_plan
+from .restore_check import cmd_restore_check
 from .walk import cmd_ls, cmd_size, parse_since
 
 
@@ -36,6 +37,8 @@ COMMANDS = {
     "ls": (cmd_ls, "list the objects a Full (or, with --since, an Incremental) saves, as Bareos names them"),
     "size": (cmd_size, "objects and bytes per bucket that a Full (or an Incremental, --since) saves"),
     "plan": (cmd_plan, "the job's processes and memory, and a rough duration from a few sample GETs"),
+    "restore-check": (cmd_restore_check, "whether a restore into buckets (restore_to=bucket) may write where it "
+                                         "would, without leaving an object there"),
 }
 
 
@@ -58,7 +61,12 @@ def parser():
         sub.add_argument("--file", "-f", metavar="FILE",
                          help="a file holding the plugin string(s): the FileSet's Plugin = statements, or "
                               "one option string per line")
-        if name != "check":
+        if name == "restore-check":
+            sub.add_argument("--restore-options", metavar="OPTIONS",
+                             help="the restore's plugin options, as bconsole's pluginoptions= gives them "
+                                  "(python3:restore_to=bucket:restore_bucket=NAME:provider=...); they go over "
+                                  "the line's as in the restore job")
+        elif name != "check":
             sub.add_argument("--since", metavar="WHEN",
                              help="what an Incremental since WHEN saves: a date and time (UTC unless a zone "
                                   "is given: 2024-05-01, '2024-05-01 12:00:00+02:00'), @EPOCH, or a time ago "

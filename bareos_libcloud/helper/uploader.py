@@ -263,3 +263,55 @@ def multipart_etag(path):
 def serve(conn, drv, config, send, retry_policy):
     """The helper's loop (worker.uploader_main)."""
     Uploader(conn, config, send, retry_policy).run(drv)
+
+
+PROBE_KEY = ".bareos-libcloud-restore-check"
+
+
+def probe_write(drv, bucket):
+    """Whether these credentials may write objects into ``bucket``, leaving no object behind.
+
+    S3 family: a multipart upload is started and aborted (PutObject permission, no object).
+    Azure: one block is put and never committed (no blob; Azure drops it within a week).
+    Others: an empty object is uploaded under PROBE_KEY and deleted again.
+    Returns the way it was found out; raises FetchError (the store's answer) when it may not."""
+    from libcloud.storage.base import Container
+
+    container = Container(name=bucket, extra={}, driver=drv)
+    path = drv._get_object_path(container, PROBE_KEY) if hasattr(drv, "_get_object_path") else None
+    try:
+        if driver_mod.is_s3_family(drv):
+            return _probe_multipart(drv, path)
+        if _is_azure(drv):
+            drv.connection.request(path, params={"comp": "block", "blockid": "YmFyZW9z"}, method="PUT",
+                                   data=b"x", headers={"Content-Length": "1"})
+            return "a block was put and not committed (no blob)"
+        obj = drv.upload_object_via_stream(iter([b""]), container, PROBE_KEY)
+        drv.delete_object(obj)
+        return "an empty object %r was uploaded and deleted" % PROBE_KEY
+    except FetchError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the store's answer, named
+        raise FetchError(str(translate(exc, bucket))) from None
+
+
+def _probe_multipart(drv, path):
+    from xml.etree import ElementTree
+
+    v2 = fetch.signs_v2(drv)  # libcloud's SigV2 signs a subresource only when it is in the path
+    started = drv.connection.request(path + "?uploads" if v2 else path, params=None if v2 else {"uploads": ""},
+                                     method="POST")
+    body = started.body if isinstance(started.body, (bytes, str)) else ""
+    upload_id = None
+    for element in ElementTree.fromstring(body).iter():
+        if element.tag.rsplit("}", 1)[-1] == "UploadId":
+            upload_id = element.text
+    if not upload_id:
+        raise FetchError("the store started no multipart upload (no UploadId in its answer)")
+    from urllib.parse import quote
+
+    if v2:
+        drv.connection.request("%s?uploadId=%s" % (path, quote(upload_id, safe="")), method="DELETE")
+    else:
+        drv.connection.request(path, params={"uploadId": upload_id}, method="DELETE")
+    return "a multipart upload was started and aborted (no object)"

@@ -14,19 +14,18 @@ import time
 
 from .. import metadata, naming
 from ..journal import Journal
-from ..options import OptionError, is_secret_option, line_pairs, plugin_text, restore_overrides, split_plugin_string
+from ..options import OptionError, is_secret_option, split_plugin_string
 from .backup import BackupSession, ChangePolicy, SetupFailed
 from .helpers import python_executable, stop_servers
 from .joblog import JobLog, plural
-from .lines import PluginLines, build_options, build_restore_options, store_of
+from .lines import PluginLines, store_of
 from .prefetch import VANISHED, JobCancelled, PoolFailed
 from .restore import IncompleteCopy, RestoreRefused, RestoreSession, Skip
+from .restore_options import RestoreOptions
 from .upload import BucketRestore
 
 FILE_MODE = stat.S_IFREG | 0o640
 FO_XATTR = 27  # savepkt.flags bit: the FileSet saves extended attributes (xattrsupport, default yes)
-#: What a restore's pluginoptions may give when it restores to disk (the rest names a store).
-LOCAL_OVERRIDES = ("restore_to", "debug")
 
 
 def _guarded(default_attr, on_error=None):
@@ -69,11 +68,7 @@ class BareosFdPluginLibcloud:
         self.log = JobLog(bareosfd)
         self.lines = PluginLines()
         self.fileset_done = False
-        self.restore_opts = {}  # option text -> Options, for restores (each file's text, checked)
-        self.file_opts = {}  # the restore's options over a line's -> the Options restored files use
-        self.restore_text = None  # the option text of the file being restored
-        self.restore_line = None  # its backup-time options (start_restore_file's cmd), as a text
-        self.overrides = None  # the restore's pluginoptions (options.restore_overrides), once known
+        self.restore_options = RestoreOptions()
         self.warned = set()
         self.failed = False
         self.cancelled = threading.Event()
@@ -112,11 +107,7 @@ class BareosFdPluginLibcloud:
             return self.fd.bRC_Error
         try:
             if self.is_restore:
-                self.restore_text = plugindef
-                if plugindef in self.restore_opts:
-                    return self.fd.bRC_OK  # every restored file brings its line's text again
-                # quiet: the first file's text repeats what the restore's pluginoptions override
-                self.restore_opts[plugindef] = build_restore_options("", plugindef, need_remote=False)
+                self.restore_options.parse(plugindef)
             elif not self.fileset_done:
                 self.lines.add(plugindef, need_remote=True)
             else:
@@ -131,7 +122,7 @@ class BareosFdPluginLibcloud:
         return self.fd.bRC_OK
 
     def _configure_log(self):
-        every = [line.opts for line in self.lines] or list(self.restore_opts.values())
+        every = [line.opts for line in self.lines] or self.restore_options.all()
         self.log.configure(tuple(s for o in every for s in o.secrets), any(o.debug for o in every))
         for opts in every:
             for text in opts.warnings:
@@ -442,40 +433,10 @@ class BareosFdPluginLibcloud:
     # -- restore -----------------------------------------------------------------------------
     @_guarded("bRC_OK")
     def start_restore_file(self, cmd):
-        try:
-            self.restore_line = plugin_text(line_pairs(cmd))
-        except OptionError:
-            self.restore_line = self.restore_text
-        if self.overrides is None and self.restore_text is not None:
-            try:
-                self.overrides = restore_overrides(self.restore_text, cmd)
-            except OptionError:
-                self.overrides = ""
-            if self.overrides:
-                self.log.debug("the restore's plugin options: %s" % self._shown(self.overrides))
+        found = self.restore_options.start_file(cmd)
+        if found:
+            self.log.debug("the restore's plugin options: %s" % found)
         return self.fd.bRC_OK
-
-    def _shown(self, text):
-        return ":".join("%s=%s" % (k, "***" if is_secret_option(k) else v) for k, v in split_plugin_string(text))
-
-    def _file_options(self):
-        """The options of the file being restored: its line's, after the restore's own."""
-        overrides, line = self.overrides or "", self.restore_line or self.restore_text or ""
-        text = overrides + line
-        opts = self.file_opts.get(text)
-        if opts is None:
-            opts = build_restore_options(overrides, line, need_remote=False)
-            if opts.restore_to == "bucket":
-                opts = build_restore_options(overrides, line, need_remote=True)
-            elif self.overrides:
-                given = [k for k, _ in split_plugin_string(self.overrides) if k not in LOCAL_OVERRIDES]
-                if given:
-                    raise OptionError("option %s given at restore does nothing in a restore to disk "
-                                      "(restore_to=bucket restores into a bucket)" % given[0])
-            self.file_opts[text] = opts
-            self.restore_opts[text] = opts  # its secrets and debug go to the log's setup
-            self._configure_log()
-        return opts
 
     def _target(self, opts):
         """The restore target for these options (made at its first file)."""
@@ -493,7 +454,10 @@ class BareosFdPluginLibcloud:
     def create_file(self, restorepkt):
         fd = self.fd
         try:
-            opts = self._file_options()
+            known = len(self.restore_options.checked)
+            opts = self.restore_options.current()
+            if len(self.restore_options.checked) != known:
+                self._configure_log()  # the secrets and debug setting of options given at restore
         except OptionError as exc:
             self.failed = True
             self.log.fatal("bad plugin options for the restore: %s" % exc)
@@ -502,8 +466,8 @@ class BareosFdPluginLibcloud:
         self.restore = self._target(opts)
         try:
             if self.restore is self.bucket_restore:
-                keep_class = "provider" not in dict(split_plugin_string(self.overrides or ""))
-                target = self.restore.plan(restorepkt, opts, store_of(opts) + (opts.ca_file,), keep_class)
+                target = self.restore.plan(restorepkt, opts, store_of(opts) + (opts.ca_file,),
+                                           self.restore_options.keeps_storage_class())
             else:
                 target = self.restore.plan(restorepkt)
         except Skip as exc:

@@ -68,6 +68,7 @@ class BucketRestore:
         self.cancel_sent = False
         self.setup_error = None  # the upload helper could not set up (options, credentials): fatal
         self.target = None  # for messages about a failed write
+        self.replace = "always"  # Bareos's replace setting, as the upload helper names it
 
     # -- create_file ---------------------------------------------------------------------------
     def plan(self, packet, opts, store_key, keep_class):
