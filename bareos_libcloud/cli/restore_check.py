@@ -8,7 +8,7 @@ and each target bucket is probed without leaving an object in it (uploader.probe
 from ..answers import FetchError
 from ..job.lines import build_restore_options
 from ..options import OptionError, split_plugin_string
-from .common import BAD, BAD_OPTIONS, OK, Stop, connect, job_text, line_label, lister_config, retry_policy
+from .common import BAD, BAD_OPTIONS, OK, Stop, connect, job_text, line_label, retry_policy
 
 
 def cmd_restore_check(lines, args, report):

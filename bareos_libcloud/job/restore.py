@@ -47,6 +47,45 @@ def original_name(packet):
     return ofname
 
 
+class PartFile:
+    """Bytes being restored, in a new file of their own until they are complete: created with
+    O_EXCL and without following a symbolic link, removed by ``discard``."""
+
+    def __init__(self, directory, name):
+        self.path = os.path.join(directory, name)
+        self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+
+    def write(self, data):
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self.fd, view):]
+
+    def seek(self, offset, whence):
+        """Bareos skips the all-zero blocks of a FileSet with sparse=yes: they stay holes."""
+        os.lseek(self.fd, offset, whence)
+
+    def size(self):
+        """The file's size (not the bytes written: sparse blocks are holes)."""
+        return os.fstat(self.fd).st_size
+
+    @property
+    def open(self):
+        return self.fd >= 0
+
+    def close(self):
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def discard(self):
+        self.close()
+        try:
+            os.unlink(self.path)
+        except OSError as exc:
+            if exc.errno != errno.ENOENT:
+                raise
+
+
 def _is_dir_nofollow(path):
     try:
         return stat.S_ISDIR(os.lstat(path).st_mode)
@@ -60,8 +99,7 @@ class RestoreSession:
     def __init__(self, log):
         self.log = log
         self.target = None  # final path of the object being restored
-        self.temp = None
-        self.fd = -1
+        self.part = None  # the PartFile being written
         self.mtime = None
         self.mode = FILE_MODE
         self.restored = 0
@@ -150,19 +188,13 @@ class RestoreSession:
 
     # -- plugin_io -------------------------------------------------------------------------
     def open(self):
-        directory = os.path.dirname(self.target)
-        self.temp = os.path.join(directory, ".bareos-libcloud-%s.part" % secrets.token_hex(8))
-        self.fd = os.open(self.temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        self.part = PartFile(os.path.dirname(self.target), ".bareos-libcloud-%s.part" % secrets.token_hex(8))
 
     def write(self, data):
-        view = memoryview(data)
-        while view:
-            written = os.write(self.fd, view)
-            view = view[written:]
+        self.part.write(data)
 
     def seek(self, offset, whence):
-        """Bareos skips the all-zero blocks of a FileSet with sparse=yes: they stay holes."""
-        os.lseek(self.fd, offset, whence)
+        self.part.seek(offset, whence)
 
     def set_attributes(self, mtime):
         self.mtime = mtime
@@ -175,9 +207,10 @@ class RestoreSession:
 
         After a failed write the object was already dropped (``abandon``) and named in an
         error; Bareos still calls IO_CLOSE then, which has nothing left to do or report."""
-        if self.fd < 0:
+        part = self.part
+        if part is None or not part.open:
             return
-        held = os.fstat(self.fd).st_size  # not the bytes written: sparse blocks are holes
+        held = part.size()
         if self.expected is not None and held < self.expected:
             self.abandon()
             raise IncompleteCopy(
@@ -186,14 +219,13 @@ class RestoreSession:
                 % (self.label, held, self.expected)
             )
         try:
-            os.fchmod(self.fd, self.mode)
+            os.fchmod(part.fd, self.mode)
             if self.mtime is not None:
-                os.utime(self.fd, (self.mtime, self.mtime))
+                os.utime(part.fd, (self.mtime, self.mtime))
         finally:
-            os.close(self.fd)
-            self.fd = -1
-        os.replace(self.temp, self.target)
-        self.temp = None
+            part.close()
+        os.replace(part.path, self.target)
+        self.part = None
         self.placed = self.target
         self.restored += 1
 
@@ -225,13 +257,6 @@ class RestoreSession:
 
     def abandon(self):
         """Drop a partial object (write error, cancel, job end)."""
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
-        if self.temp:
-            try:
-                os.unlink(self.temp)
-            except OSError as exc:
-                if exc.errno != errno.ENOENT:
-                    raise
-            self.temp = None
+        if self.part is not None:
+            part, self.part = self.part, None
+            part.discard()

@@ -8,7 +8,6 @@ object goes to the upload helper).  Uploads run while Bareos sends the next obje
 answer: an object that could not be uploaded is named in an M_ERROR.
 """
 
-import errno
 import os
 import secrets
 import shutil
@@ -19,7 +18,7 @@ from .. import metadata, naming
 from ..protocol import uploader_main
 from ..retry import RESUMED, RETRIED, FaultCounts
 from .helpers import Helper, HelperStartError
-from .restore import IncompleteCopy, RestoreRefused, original_name
+from .restore import IncompleteCopy, PartFile, RestoreRefused, original_name
 
 REPLACE_NAMES = {ord("a"): "always", ord("w"): "ifnewer", ord("o"): "ifolder", ord("n"): "never"}
 #: Upload helpers started for one object store in one job before its objects fail instead.
@@ -31,12 +30,12 @@ CANCEL_GRACE = 30.0
 class Pending:
     """One object on its way into a bucket."""
 
-    __slots__ = ("bucket", "key", "label", "path", "fd", "size", "expected", "mtime", "meta", "store", "seq")
+    __slots__ = ("bucket", "key", "label", "part", "size", "expected", "mtime", "meta", "store", "seq")
 
     def __init__(self, bucket, key, label, expected, mtime, store):
         self.bucket, self.key, self.label = bucket, key, label
         self.expected, self.mtime, self.store = expected, mtime, store
-        self.path, self.fd, self.size, self.seq = None, -1, 0, None
+        self.part, self.size, self.seq = None, 0, None  # part: the spool file (restore.PartFile)
         self.meta = []
 
 
@@ -96,17 +95,13 @@ class BucketRestore:
         if self.spool_dir is None:
             os.makedirs(self.spool_root, mode=0o750, exist_ok=True)
             self.spool_dir = tempfile.mkdtemp(prefix=".bareos-libcloud-upload-", dir=self.spool_root)
-        pending = self.current
-        pending.path = os.path.join(self.spool_dir, secrets.token_hex(8))
-        pending.fd = os.open(pending.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        self.current.part = PartFile(self.spool_dir, secrets.token_hex(8))
 
     def write(self, data):
-        view = memoryview(data)
-        while view:
-            view = view[os.write(self.current.fd, view):]
+        self.current.part.write(data)
 
     def seek(self, offset, whence):
-        os.lseek(self.current.fd, offset, whence)
+        self.current.part.seek(offset, whence)
 
     def set_attributes(self, mtime):
         if self.current is not None:
@@ -114,11 +109,10 @@ class BucketRestore:
 
     def close(self):
         pending = self.current
-        if pending is None or pending.fd < 0:
+        if pending is None or pending.part is None or not pending.part.open:
             return
-        pending.size = os.fstat(pending.fd).st_size
-        os.close(pending.fd)
-        pending.fd = -1
+        pending.size = pending.part.size()
+        pending.part.close()
         if pending.expected is not None and pending.size < pending.expected:
             held = pending.size
             self.abandon()
@@ -136,7 +130,7 @@ class BucketRestore:
     def end_file(self):
         """The object's data and metadata are in: it goes to the upload helper."""
         pending, self.current = self.current, None
-        if pending is None or pending.path is None or pending.fd >= 0:
+        if pending is None or pending.part is None or pending.part.open:
             self._drop(pending)  # never closed: a failed or cancelled write
             return
         store = pending.store
@@ -150,7 +144,7 @@ class BucketRestore:
             return
         self.seq += 1
         pending.seq = self.seq
-        spec = {"bucket": pending.bucket, "key": pending.key, "path": pending.path, "size": pending.size,
+        spec = {"bucket": pending.bucket, "key": pending.key, "path": pending.part.path, "size": pending.size,
                 "mtime": pending.mtime, "meta": [list(p) for p in pending.meta],
                 "replace": self.replace, "keep_class": store.keep_class}
         store.in_flight[pending.seq] = pending
@@ -170,18 +164,9 @@ class BucketRestore:
         self._drop(pending)
 
     def _drop(self, pending):
-        if pending is None:
-            return
-        if pending.fd >= 0:
-            os.close(pending.fd)
-            pending.fd = -1
-        if pending.path:
-            try:
-                os.unlink(pending.path)
-            except OSError as exc:
-                if exc.errno != errno.ENOENT:
-                    raise
-            pending.path = None
+        if pending is not None and pending.part is not None:
+            part, pending.part = pending.part, None
+            part.discard()
 
     # -- the upload helpers --------------------------------------------------------------------
     def _config(self, store):
