@@ -166,6 +166,7 @@ def make_driver(provider, driver_kwargs, timeout, ca_file=None, follow_regions=T
     if reconnect:
         drv.connection.connect()  # the driver connected while it was created
     _keep_bytes_encoded(drv)
+    _sign_subresources(drv)
     _add_plugin_requests(drv, name, driver_kwargs)
     if is_s3_family(drv):
         follower = RegionFollower(drv, name, driver_kwargs, params)
@@ -174,6 +175,44 @@ def make_driver(provider, driver_kwargs, timeout, ca_file=None, follow_regions=T
         if follow_regions:
             follower.install()
     return drv
+
+
+#: The query parameters S3's SigV2 signs as part of the resource (AWS's "sub-resources").
+SIGV2_SUBRESOURCES = frozenset((
+    "acl", "cors", "delete", "lifecycle", "location", "logging", "notification", "partNumber", "policy",
+    "requestPayment", "restore", "tagging", "torrent", "uploadId", "uploads", "versionId", "versioning",
+    "versions", "website", "response-cache-control", "response-content-disposition", "response-content-encoding",
+    "response-content-language", "response-content-type", "response-expires",
+))
+
+
+def _sign_subresources(drv):
+    """Have libcloud's S3 SigV2 (the S3_RGW default) sign the sub-resources of a request.
+
+    Its signature covers the path only, so a store refuses every request libcloud sends with
+    ``?uploads``, ``?partNumber=..&uploadId=..`` (multipart uploads) or ``?tagging`` in its
+    params.  AWS's rule: the resource signed is the path, then ``?`` and the sub-resources
+    among the params, sorted, as ``name`` or ``name=value``."""
+    from libcloud.common.aws import SignedAWSConnection
+
+    connection = drv.connection
+    if not is_s3_family(drv) or isinstance(connection, SignedAWSConnection):
+        return
+    sign = connection.pre_connect_hook
+
+    def pre_connect_hook(params, headers):
+        subresources = sorted(name for name in params if name in SIGV2_SUBRESOURCES)
+        if not subresources:
+            return sign(params, headers)
+        action = connection.action
+        connection.action = action + "?" + "&".join(
+            name if params[name] in ("", None) else "%s=%s" % (name, params[name]) for name in subresources)
+        try:
+            return sign(params, headers)
+        finally:
+            connection.action = action
+
+    connection.pre_connect_hook = pre_connect_hook
 
 
 def _keep_bytes_encoded(drv):

@@ -103,24 +103,13 @@ def _open_s3(driver, bucket, key, start, etag, with_key):
     return stream
 
 
-def signs_v2(driver):
-    """True when the driver signs S3's SigV2 (libcloud's S3_RGW default), whose signature covers
-    the path and its subresource but not libcloud's params."""
-    from libcloud.common.aws import SignedAWSConnection
-
-    return not isinstance(driver.connection, SignedAWSConnection)
-
-
 def object_tags(driver, bucket, key):
     """An S3 object's tags, [(key, value)] (GetObjectTagging: the GET says only how many)."""
     from xml.etree import ElementTree
 
     path = driver._get_object_path(_container(driver, bucket), key)
     try:
-        if signs_v2(driver):  # libcloud's SigV2 signs the path only: the subresource goes in it
-            response = driver.connection.request(path + "?tagging", method="GET")
-        else:
-            response = driver.connection.request(path, params={"tagging": ""}, method="GET")
+        response = driver.connection.request(path, params={"tagging": ""}, method="GET")
     except Exception as exc:  # noqa: BLE001 - libcloud raises for some statuses
         raise FetchError("its tags could not be read: %s" % translate(exc, key)) from None
     body = response.body if isinstance(response.body, (bytes, str)) else response.parse_body()

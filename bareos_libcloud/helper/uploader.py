@@ -23,14 +23,11 @@ from .. import metadata, timeutil
 from ..answers import FetchError, translate
 from ..retry import Transient
 from . import driver as driver_mod
-from . import fetch
 
 #: Above this an S3-family upload goes in parts (libcloud's 5 MiB parts); below, one PUT
-#: whose MD5 the store's ETag confirms.  With SigV2 (libcloud's S3_RGW default) always one PUT:
-#: libcloud's SigV2 signature leaves out the ?uploads and ?partNumber subresources.
+#: whose MD5 the store's ETag confirms.
 MULTIPART_THRESHOLD = 64 * 1024 * 1024
 PART_SIZE = 5 * 1024 * 1024  # libcloud's s3.CHUNK_SIZE: the parts the ETag is made of
-SINGLE_PUT_LIMIT = 5 * 1024 ** 3  # S3's largest PUT
 #: Azure takes these headers under its own names; it has no Expires.
 AZURE_HEADERS = {
     "Cache-Control": "x-ms-blob-cache-control",
@@ -156,10 +153,7 @@ class Uploader:
     def _send(self, drv, container, spec, extra, headers):
         path, size = spec["path"], spec["size"]
         s3 = driver_mod.is_s3_family(drv)
-        if s3 and fetch.signs_v2(drv) and size > SINGLE_PUT_LIMIT:
-            raise FetchError("it is larger than one PUT may be (5 GiB), and libcloud signs the parts of a "
-                             "multipart upload right only with SigV4 (give signature_version=4 at restore)")
-        if s3 and size > MULTIPART_THRESHOLD and not fetch.signs_v2(drv):
+        if s3 and size > MULTIPART_THRESHOLD:
             obj = drv.upload_object_via_stream(self._chunks(path), container, spec["key"], extra=extra,
                                                headers=headers)
             expected = multipart_etag(path)
@@ -298,9 +292,7 @@ def probe_write(drv, bucket):
 def _probe_multipart(drv, path):
     from xml.etree import ElementTree
 
-    v2 = fetch.signs_v2(drv)  # libcloud's SigV2 signs a subresource only when it is in the path
-    started = drv.connection.request(path + "?uploads" if v2 else path, params=None if v2 else {"uploads": ""},
-                                     method="POST")
+    started = drv.connection.request(path, params={"uploads": ""}, method="POST")
     body = started.body if isinstance(started.body, (bytes, str)) else ""
     upload_id = None
     for element in ElementTree.fromstring(body).iter():
@@ -308,10 +300,5 @@ def _probe_multipart(drv, path):
             upload_id = element.text
     if not upload_id:
         raise FetchError("the store started no multipart upload (no UploadId in its answer)")
-    from urllib.parse import quote
-
-    if v2:
-        drv.connection.request("%s?uploadId=%s" % (path, quote(upload_id, safe="")), method="DELETE")
-    else:
-        drv.connection.request(path, params={"uploadId": upload_id}, method="DELETE")
+    drv.connection.request(path, params={"uploadId": upload_id}, method="DELETE")
     return "a multipart upload was started and aborted (no object)"
