@@ -3,6 +3,7 @@
     bareos-libcloud check 'python3:module_name=bareos-fd-libcloud:provider=S3:credentials_file=...'
     bareos-libcloud size --file /etc/bareos/photos.plugin --since 2024-05-01
     python3 -m bareos_libcloud plan 'provider=S3_RGW:...'
+    bareos-libcloud restore-check --file ... --restore-options 'python3:restore_to=bucket:restore_bucket=x'
 
 It takes the very option string of the ``Plugin =`` line (with or without the ``python3:``,
 ``module_path`` and ``module_name`` parts, which bareos-fd strips before the plugin sees the
