@@ -358,3 +358,16 @@ def test_a_mistyped_restore_option_fails_the_restore_once_naming_it(s3, photos, 
     texts = [text for text in restore.texts() if "restore_buckett" in text]
     assert len(texts) == 1 and "restore_bucket" in texts[0].split("restore_buckett", 1)[1], restore.texts()
     assert s3.list_keys(photos)  # nothing touched
+
+
+def test_an_object_backed_up_without_metadata_gets_a_content_type_from_its_key(s3, fd, tmp_path, bucket_name):
+    """A backup from before metadata was kept (here: xattrsupport = no) has none to give back: the
+    type is guessed from the key, as libcloud does, not from the spool file's name."""
+    s3.make_bucket(bucket_name, {"page.html": b"<p>hi</p>", "data.bin": b"\0\1"})
+    no_xattr = bytearray.fromhex("02c0000800")
+    no_xattr[27 >> 3] &= ~(1 << (27 & 7))
+    assert fd.backup(plugin_string(s3, buckets_include=bucket_name), fileset_options=bytes(no_xattr)).status == "T"
+    target = bucket_name + "-typed"
+    assert restore_into_bucket(fd, str(tmp_path / "spool"), restore_bucket=target).status == "T"
+    assert head(s3, target, "page.html")["ContentType"] == "text/html"
+    assert head(s3, target, "data.bin")["ContentType"] == "application/octet-stream"

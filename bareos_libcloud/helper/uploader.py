@@ -134,6 +134,8 @@ class Uploader:
     def _arguments(self, drv, spec):
         pairs = tuple(tuple(pair) for pair in spec["meta"])
         extra, headers = metadata.upload_arguments(pairs)
+        if "content_type" not in extra:  # a backup that kept none: from the key, as libcloud guesses
+            extra["content_type"] = drv._determine_content_type(None, spec["key"])  # not the spool file's name
         tags = metadata.tags_of(pairs)
         storage_class = metadata.storage_class_of(pairs)
         if driver_mod.is_s3_family(drv):
