@@ -371,3 +371,28 @@ def test_an_object_backed_up_without_metadata_gets_a_content_type_from_its_key(s
     assert restore_into_bucket(fd, str(tmp_path / "spool"), restore_bucket=target).status == "T"
     assert head(s3, target, "page.html")["ContentType"] == "text/html"
     assert head(s3, target, "data.bin")["ContentType"] == "application/octet-stream"
+
+
+def test_swift_keeps_what_its_listing_states_and_takes_an_s3_backup(swift, s3, photos, fd, tmp_path, bucket_name):
+    """Swift, a third provider family: its listing's content type is kept at backup; an S3 backup
+    restores into it with its content type and user metadata (X-Object-Meta-)."""
+    swift.make_bucket(bucket_name)
+    swift.put(bucket_name, "notes.txt", b"swift notes", headers={"Content-Type": "text/markdown"})
+    assert fd.backup(plugin_string(swift, buckets_include=bucket_name), job_name="swift").status == "T"
+    where = str(tmp_path / "disk")
+    assert fd.restore(where=where, job_name="swift").status == "T"
+    path = os.path.join(where, "@libcloud", bucket_name, "notes.txt")
+    assert os.getxattr(path, "user.libcloud.content-type") == b"text/markdown"
+
+    backup = fd.backup(plugin_string(s3, buckets_include=photos, prefetch_size="1M"))
+    assert backup.status == "T", backup.messages
+    target = bucket_name[:40] + "-from-s3"
+    restore = fd.restore(where=str(tmp_path / "spool"),
+                         plugin_options="python3:restore_to=bucket:restore_bucket=%s:%s" % (target, swift.plugin_options()))
+    assert restore.status == "T", restore.messages
+    assert swift.objects(target) == bucket_objects(s3, photos)
+    _, headers = swift.request("HEAD", "%s/cats/cat.webp" % target)[:2]
+    headers = {name.lower(): value for name, value in headers.items()}
+    assert headers["content-type"] == "image/webp"
+    assert headers["x-object-meta-owner"] == "web-team"
+    assert headers["content-disposition"] == 'attachment; filename="cat.webp"'
