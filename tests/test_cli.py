@@ -393,3 +393,15 @@ def test_restore_check_into_another_provider(moto, azurite, creds, bucket_name):
     assert "a block was put and not committed (no blob)" in done.stdout, output(done)
     assert azurite.objects(bucket_name) == {}
     no_secret(done, moto, azurite)
+
+
+def test_restore_check_into_swift_leaves_no_object(moto, swift, creds, bucket_name):
+    """Outside the S3 family and Azure the probe is an empty object, uploaded and deleted again."""
+    moto.make_bucket(bucket_name, {"k": b"v"})
+    swift.make_bucket(bucket_name)
+    done = cli("restore-check", fileset_string(moto, creds(moto), buckets_include=bucket_name),
+               "--restore-options", "restore_to=bucket:" + swift.plugin_options())
+    assert done.returncode == 0, output(done)
+    assert "an empty object '.bareos-libcloud-restore-check' was uploaded and deleted" in done.stdout, output(done)
+    assert swift.list_keys(bucket_name) == []
+    no_secret(done, moto, swift)
