@@ -396,3 +396,15 @@ def test_swift_keeps_what_its_listing_states_and_takes_an_s3_backup(swift, s3, p
     assert headers["content-type"] == "image/webp"
     assert headers["x-object-meta-owner"] == "web-team"
     assert headers["content-disposition"] == 'attachment; filename="cat.webp"'
+
+
+def test_the_storage_class_goes_back_into_the_same_provider(moto, fd, tmp_path, bucket_name):
+    moto.make_bucket(bucket_name)
+    put(moto, bucket_name, "cold.bin", b"rarely read", StorageClass="STANDARD_IA")
+    put(moto, bucket_name, "hot.bin", b"often read")
+    assert fd.backup(plugin_string(moto, buckets_include=bucket_name)).status == "T"
+    target = bucket_name + "-classes"
+    assert restore_into_bucket(fd, str(tmp_path / "spool"), restore_bucket=target).status == "T"
+    client = moto.boto3_client()
+    assert client.head_object(Bucket=target, Key="cold.bin").get("StorageClass") == "STANDARD_IA"
+    assert client.head_object(Bucket=target, Key="hot.bin").get("StorageClass") in (None, "STANDARD")

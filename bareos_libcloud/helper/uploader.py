@@ -116,11 +116,11 @@ class Uploader:
         container = self._bucket(drv, spec["bucket"])
         if spec["replace"] != "always":
             _check_replace(drv, container, spec)
-        extra, headers = self._arguments(drv, spec)
+        extra, headers, options = self._arguments(drv, spec)
         attempts = self.retry.start(spec["key"])
         while True:
             try:
-                return self._send(drv, container, spec, extra, dict(headers))
+                return self._send(drv, container, spec, extra, dict(headers), options)
             except Cancelled:
                 raise
             except Exception as exc:  # noqa: BLE001 - classified: retried or named
@@ -132,17 +132,25 @@ class Uploader:
                 raise error from None
 
     def _arguments(self, drv, spec):
+        """libcloud's ``extra``, headers and keyword options for the object's upload."""
         pairs = tuple(tuple(pair) for pair in spec["meta"])
         extra, headers = metadata.upload_arguments(pairs)
         if "content_type" not in extra:  # a backup that kept none: from the key, as libcloud guesses
             extra["content_type"] = drv._determine_content_type(None, spec["key"])  # not the spool file's name
         tags = metadata.tags_of(pairs)
         storage_class = metadata.storage_class_of(pairs)
+        options = {}
         if driver_mod.is_s3_family(drv):
             if tags:
                 headers["x-amz-tagging"] = metadata.tags_header(tags)
-            if storage_class and spec.get("keep_class") and storage_class.upper() != "STANDARD":
-                headers["x-amz-storage-class"] = storage_class
+            if storage_class and spec.get("keep_class"):
+                # libcloud sets the header itself (STANDARD unless told), from the classes it knows
+                try:
+                    drv._to_storage_class_headers(storage_class.lower())
+                    options["ex_storage_class"] = storage_class.lower()
+                except ValueError:
+                    self._note("storage class %s is not restored: libcloud knows no such class; the objects "
+                               "take the bucket's default" % storage_class)
         else:
             if tags:
                 self._note("object tags are not restored: the %s driver has none" % self.config["provider"])
@@ -150,14 +158,14 @@ class Uploader:
                 if headers.pop("Expires", None) is not None:
                     self._note("Expires headers are not restored: Azure Blobs has none")
                 headers = {AZURE_HEADERS.get(name, name): value for name, value in headers.items()}
-        return extra, headers
+        return extra, headers, options
 
-    def _send(self, drv, container, spec, extra, headers):
+    def _send(self, drv, container, spec, extra, headers, options):
         path, size = spec["path"], spec["size"]
         s3 = driver_mod.is_s3_family(drv)
         if s3 and size > MULTIPART_THRESHOLD:
             obj = drv.upload_object_via_stream(self._chunks(path), container, spec["key"], extra=extra,
-                                               headers=headers)
+                                               headers=headers, **options)
             expected = multipart_etag(path)
             got = (obj.hash or "").strip('"')
             if "-" in got and got != expected:
@@ -167,7 +175,8 @@ class Uploader:
             raise Cancelled()
         if s3:
             headers["Content-Length"] = str(size)  # http.client would send a file chunked (radosgw: 411)
-        return drv.upload_object(path, container, spec["key"], extra=extra, headers=headers, verify_hash=True)
+        return drv.upload_object(path, container, spec["key"], extra=extra, headers=headers, verify_hash=True,
+                                 **options)
 
     def _chunks(self, path):
         with open(path, "rb") as source:
