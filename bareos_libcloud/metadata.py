@@ -19,7 +19,7 @@ Values are the header's bytes as the store sent them (HTTP headers are read as l
 ``value.encode("latin-1")`` gives them back exactly, UTF-8 included).
 """
 
-from urllib.parse import quote, urlencode
+from urllib.parse import parse_qsl, quote, urlencode
 
 XATTR_PREFIX = b"user.libcloud."
 HEADERS = ("content-type", "content-encoding", "content-disposition", "content-language", "cache-control", "expires")
@@ -108,8 +108,6 @@ def disk_value(value):
 
 def tags_of(pairs):
     """The (key, value) tags in ``pairs``, in their order."""
-    from urllib.parse import parse_qsl
-
     for name, value in pairs:
         if name == TAGS:
             return parse_qsl(value, keep_blank_values=True)

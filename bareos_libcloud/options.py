@@ -313,12 +313,32 @@ def restore_overrides(first_text, cmd):
     return plugin_text(first[:extra])
 
 
+def fd_text(cmd):
+    """The option text python3-fd hands the plugin for the whole plugin string ``cmd``.
+
+    python-fd.cc's parse_plugin_definition: the part before the first ``:`` is the plugin's name
+    (``python3``) and goes; ``module_path`` and ``module_name`` (names compared as it does: any
+    case, and a prefix of them counts) go; the rest is passed on as it is, with a trailing ``:``.
+    Pairs split on a ``:`` not preceded by a backslash.  A string that begins with an option
+    (``provider=...``) has no plugin name to drop.
+    """
+    parts = re.split(r"(?<!\\):", cmd.strip())
+    if parts and "=" not in parts[0]:
+        parts = parts[1:]
+    kept = []
+    for part in parts:
+        if not part.strip():
+            continue
+        name = part.split("=", 1)[0].strip().lower()
+        if name and ("module_path".startswith(name) or "module_name".startswith(name)):
+            continue
+        kept.append(part)
+    return ":".join(kept) + ":" if kept else ""
+
+
 def line_pairs(cmd):
-    """The (key, value) pairs python-fd gives the plugin of a whole plugin string ``cmd``: those
-    after the plugin's name, without module_path and module_name (and what abbreviates them)."""
-    _, colon, rest = cmd.partition(":")
-    return [(k, v) for k, v in split_plugin_string(rest if colon else "")
-            if not ("module_path".startswith(k.lower()) or "module_name".startswith(k.lower()))]
+    """The (key, value) pairs of what python3-fd hands the plugin for the plugin string ``cmd``."""
+    return split_plugin_string(fd_text(cmd))
 
 
 def plugin_text(pairs):

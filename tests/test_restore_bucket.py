@@ -96,7 +96,7 @@ def test_restore_into_a_new_bucket_gives_keys_bytes_metadata_and_tags_back(s3, p
     assert head(s3, target, "back/big.bin") == head(s3, photos, "big.bin")
     assert tags_of(s3, target, "back/big.bin") == [("kind", "big")]
     assert os.listdir(tmp_path / "spool") == []  # the spool is gone
-    assert any("3 objects uploaded into buckets" in text for text in restore.texts()), restore.texts()
+    assert any("3 objects uploaded (3.0 MiB) into buckets" in text for text in restore.texts()), restore.texts()
 
 
 def test_replace_decides_what_happens_to_a_key_that_exists(s3, photos, fd, tmp_path):
@@ -408,3 +408,26 @@ def test_the_storage_class_goes_back_into_the_same_provider(moto, fd, tmp_path, 
     client = moto.boto3_client()
     assert client.head_object(Bucket=target, Key="cold.bin").get("StorageClass") == "STANDARD_IA"
     assert client.head_object(Bucket=target, Key="hot.bin").get("StorageClass") in (None, "STANDARD")
+
+
+def test_restore_options_of_the_fileset_unused_by_a_restore_to_disk_are_said(s3, photos, fd, tmp_path):
+    assert fd.backup(plugin_string(s3, buckets_include=photos, restore_prefix="back/")).status == "T"
+    restore = fd.restore(where=str(tmp_path / "disk"))
+    assert restore.status == "T", restore.messages
+    warnings = [text for text in restore.texts(M_WARNING) if "restore_prefix" in text]
+    assert len(warnings) == 1, restore.texts()
+
+
+def test_a_store_that_fails_the_existence_check_is_asked_again(moto, proxy, fd, tmp_path, bucket_name):
+    """replace=never asks whether the key exists (HEAD): a 503 there is retried like an upload."""
+    moto.make_bucket(bucket_name, {"a.txt": b"a"})
+    assert fd.backup(plugin_string(moto, buckets_include=bucket_name)).status == "T"
+    target = bucket_name + "-head"
+    moto.make_bucket(target)
+    proxy.respond(503, times=2, method="HEAD", match="/%s/a.txt" % target)
+    restore = fd.restore(where=str(tmp_path / "spool"), replace="never",
+                         plugin_options="python3:restore_to=bucket:restore_bucket=%s:port=%d:retry_max_wait=0"
+                         % (target, proxy.port))
+    assert restore.status == "T", restore.messages
+    assert bucket_objects(moto, target) == {"a.txt": b"a"}
+    assert any("2 requests retried" in text for text in restore.texts()), restore.texts()

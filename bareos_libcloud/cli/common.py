@@ -10,7 +10,7 @@ from ..job.backup import ChangePolicy, size_text
 from ..job.joblog import JobLog
 from ..job.lines import PluginLines
 from ..job.plugin import _raw_secrets
-from ..options import OptionError
+from ..options import OptionError, fd_text
 from ..retry import RetryPolicy
 
 
@@ -27,26 +27,8 @@ class Stop(Exception):
 
 # -- the option string as the job gets it -------------------------------------------------------
 def job_text(text):
-    """The option text python3-fd hands the plugin for the FileSet string ``text``.
-
-    python-fd.cc's parse_plugin_definition: the part before the first ``:`` is the plugin's name
-    (``python3``) and goes; ``module_path`` and ``module_name`` (names compared as it does: any
-    case, and a prefix of them counts) go; the rest is passed on with a trailing ``:``.  Pairs
-    split on a ``:`` not preceded by a backslash.  A string that begins with an option
-    (``provider=...``) has no plugin name to drop.
-    """
-    parts = re.split(r"(?<!\\):", text.strip())
-    if parts and "=" not in parts[0]:
-        parts = parts[1:]
-    kept = []
-    for part in parts:
-        if not part.strip():
-            continue
-        name = part.split("=", 1)[0].strip().lower()
-        if name and ("module_path".startswith(name) or "module_name".startswith(name)):
-            continue
-        kept.append(part)
-    return ":".join(kept) + ":" if kept else ""
+    """The option text python3-fd hands the plugin for the FileSet string ``text`` (options.fd_text)."""
+    return fd_text(text)
 
 
 def read_plugin_file(path):

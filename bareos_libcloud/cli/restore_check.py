@@ -40,12 +40,13 @@ class _Target:
 
 def _overrides(text, report):
     """The restore's own options as the job finds them (``python3:`` and module names dropped)."""
+    options = job_text(text)
     try:
-        split_plugin_string(job_text(text))
+        split_plugin_string(options)
     except OptionError as exc:
         report.out("bad options: --restore-options: %s" % exc)
         raise Stop(BAD_OPTIONS) from None
-    return job_text(text)
+    return options
 
 
 def _backed_up_buckets(line, report, where):

@@ -113,15 +113,15 @@ class Uploader:
 
     # -- one object ----------------------------------------------------------------------------
     def _upload(self, drv, spec):
-        container = self._bucket(drv, spec["bucket"])
-        if spec["replace"] != "always":
-            _check_replace(drv, container, spec)
         extra, headers, options = self._arguments(drv, spec)
         attempts = self.retry.start(spec["key"])
         while True:
             try:
+                container = self._bucket(drv, spec["bucket"])
+                if spec["replace"] != "always":
+                    _check_replace(drv, container, spec)
                 return self._send(drv, container, spec, extra, dict(headers), options)
-            except Cancelled:
+            except (Cancelled, Kept):
                 raise
             except Exception as exc:  # noqa: BLE001 - classified: retried or named
                 error = _classify(exc, spec["key"])
@@ -164,9 +164,10 @@ class Uploader:
         path, size = spec["path"], spec["size"]
         s3 = driver_mod.is_s3_family(drv)
         if s3 and size > MULTIPART_THRESHOLD:
-            obj = drv.upload_object_via_stream(self._chunks(path), container, spec["key"], extra=extra,
+            parts = []  # the MD5 of each part, as _chunks reads them
+            obj = drv.upload_object_via_stream(self._chunks(path, parts), container, spec["key"], extra=extra,
                                                headers=headers, **options)
-            expected = multipart_etag(path)
+            expected = "%s-%d" % (hashlib.md5(b"".join(parts)).hexdigest(), len(parts))
             got = (obj.hash or "").strip('"')
             if "-" in got and got != expected:
                 raise _HashMismatch("the store's ETag %s is not the %s its parts make" % (got, expected))
@@ -178,15 +179,25 @@ class Uploader:
         return drv.upload_object(path, container, spec["key"], extra=extra, headers=headers, verify_hash=True,
                                  **options)
 
-    def _chunks(self, path):
+    def _chunks(self, path, parts):
+        """The spooled bytes for libcloud's multipart upload; ``parts`` gets the MD5 of each of its
+        PART_SIZE parts (the store's ETag is made of them)."""
+        digest, filled = hashlib.md5(), 0
         with open(path, "rb") as source:
             while True:
                 if self.cancelled.is_set():
                     raise Cancelled()
-                chunk = source.read(1024 * 1024)
+                chunk = source.read(min(1024 * 1024, PART_SIZE - filled))
                 if not chunk:
-                    return
+                    break
+                digest.update(chunk)
+                filled += len(chunk)
+                if filled == PART_SIZE:
+                    parts.append(digest.digest())
+                    digest, filled = hashlib.md5(), 0
                 yield chunk
+        if filled:
+            parts.append(digest.digest())
 
     def _bucket(self, drv, name):
         """The target bucket, created if it does not exist."""
@@ -205,10 +216,9 @@ class Uploader:
             except ContainerAlreadyExistsError:
                 container = drv.get_container(name)
             except Exception as exc:  # noqa: BLE001 - named for the object
-                raise FetchError("bucket %r does not exist and could not be created: %s"
-                                 % (name, translate(exc, name))) from None
+                raise _named(exc, name, "bucket %r does not exist and could not be created" % name) from None
         except Exception as exc:  # noqa: BLE001
-            raise FetchError("bucket %r cannot be reached: %s" % (name, translate(exc, name))) from None
+            raise _named(exc, name, "bucket %r cannot be reached" % name) from None
         with self.lock:
             self.buckets[name] = container
         return container
@@ -224,6 +234,12 @@ def _classify(exc, key):
     return translate(exc, key)
 
 
+def _named(exc, what, text):
+    """``exc`` as a Transient (the upload is tried again) or a FetchError, its text after ``text``."""
+    error = translate(exc, what)
+    return (Transient if isinstance(error, Transient) else FetchError)("%s: %s" % (text, error))
+
+
 def _is_azure(drv):
     return type(drv).__name__.startswith("Azure")
 
@@ -237,7 +253,7 @@ def _check_replace(drv, container, spec):
     except ObjectDoesNotExistError:
         return
     except Exception as exc:  # noqa: BLE001
-        raise FetchError("whether it exists could not be found out: %s" % translate(exc, spec["key"])) from None
+        raise _named(exc, spec["key"], "whether it exists could not be found out") from None
     replace = spec["replace"]
     if replace == "never":
         raise Kept("it exists (replace=never)")
@@ -248,21 +264,6 @@ def _check_replace(drv, container, spec):
         raise Kept("the bucket's copy is not older than the backup's (replace=ifnewer)")
     if replace == "ifolder" and not spec["mtime"] < when:
         raise Kept("the bucket's copy is not newer than the backup's (replace=ifolder)")
-
-
-def multipart_etag(path):
-    """The ETag S3 gives an object uploaded in libcloud's parts: MD5 of the parts' MD5s, "-N"."""
-    digests, count = hashlib.md5(), 0
-    with open(path, "rb") as source:
-        while True:
-            part = source.read(PART_SIZE)
-            if not part and count:
-                break
-            digests.update(hashlib.md5(part).digest())
-            count += 1
-            if not part:
-                break
-    return "%s-%d" % (digests.hexdigest(), count)
 
 
 def serve(conn, drv, config, send, retry_policy):

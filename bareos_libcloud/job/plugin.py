@@ -86,7 +86,7 @@ class BareosFdPluginLibcloud:
         self.local_restore = None
         self.bucket_restore = None
         self.xattrs = None  # get_xattr: the metadata items of the object not yet given to Bareos
-        self.xattr_warned = False
+        self.xattr_checked = False
         self.job_start = 0
         bareosfd.RegisterEvents(
             [
@@ -300,10 +300,11 @@ class BareosFdPluginLibcloud:
             return fd.bRC_Stop
         self.item, self.reader, self.item_read = item, None, False
         self.xattrs = None
-        if not self.xattr_warned and not _bit(savepkt.flags, FO_XATTR):
-            self.xattr_warned = True
-            self.log.warning("the FileSet saves no extended attributes (xattrsupport = no): the objects' "
-                             "metadata (content type, user metadata, tags) is not in this backup")
+        if not self.xattr_checked:  # at the first object: not a test per object
+            self.xattr_checked = True
+            if not _bit(savepkt.flags, FO_XATTR):
+                self.log.warning("the FileSet saves no extended attributes (xattrsupport = no): the objects' "
+                                 "metadata (content type, user metadata, tags) is not in this backup")
         mtime = item.mtime if item.mtime is not None else self.job_start
         statp = fd.StatPacket()
         statp.st_mode = FILE_MODE

@@ -60,6 +60,10 @@ class RestoreOptions:
                 if given:
                     raise OptionError("option %s given at restore does nothing in a restore to disk "
                                       "(restore_to=bucket restores into a bucket)" % given[0])
+                unused = [name for name in ("restore_bucket", "restore_prefix") if getattr(opts, name)]
+                if unused:  # from the FileSet's line: its restores into buckets use it
+                    opts.warnings.append("%s in the plugin options does nothing in this restore to disk "
+                                         "(it is for restore_to=bucket)" % " and ".join(unused))
             self.by_file[key] = opts
             self.checked[key] = opts  # its secrets and debug setting go to the job log's setup
         return opts

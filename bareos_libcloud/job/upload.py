@@ -17,6 +17,7 @@ import time
 from .. import metadata, naming
 from ..protocol import uploader_main
 from ..retry import RESUMED, RETRIED, FaultCounts
+from .backup import size_text
 from .helpers import Helper, HelperStartError
 from .restore import IncompleteCopy, PartFile, RestoreRefused, original_name
 
@@ -30,11 +31,12 @@ CANCEL_GRACE = 30.0
 class Pending:
     """One object on its way into a bucket."""
 
-    __slots__ = ("bucket", "key", "label", "part", "size", "expected", "mtime", "meta", "store", "seq")
+    __slots__ = ("bucket", "key", "label", "part", "size", "expected", "mtime", "meta", "store", "seq", "replace")
 
-    def __init__(self, bucket, key, label, expected, mtime, store):
+    def __init__(self, bucket, key, label, expected, mtime, store, replace):
         self.bucket, self.key, self.label = bucket, key, label
         self.expected, self.mtime, self.store = expected, mtime, store
+        self.replace = replace  # Bareos's replace setting, as the upload helper names it
         self.part, self.size, self.seq = None, 0, None  # part: the spool file (restore.PartFile)
         self.meta = []
 
@@ -67,7 +69,6 @@ class BucketRestore:
         self.cancel_sent = False
         self.setup_error = None  # the upload helper could not set up (options, credentials): fatal
         self.target = None  # for messages about a failed write
-        self.replace = "always"  # Bareos's replace setting, as the upload helper names it
 
     # -- create_file ---------------------------------------------------------------------------
     def plan(self, packet, opts, store_key, keep_class):
@@ -85,9 +86,8 @@ class BucketRestore:
         size = packet.statp.st_size
         label = "object %r in bucket %r" % (target_key, target_bucket)
         self.current = Pending(target_bucket, target_key, label, size if 0 <= size < 1 << 63 else None,
-                               packet.statp.st_mtime, store)
+                               packet.statp.st_mtime, store, REPLACE_NAMES.get(packet.replace, "always"))
         self.target = label
-        self.replace = REPLACE_NAMES.get(packet.replace, "always")
         return "%s (bucket %r)" % (target_key, target_bucket)
 
     # -- plugin_io -----------------------------------------------------------------------------
@@ -135,7 +135,7 @@ class BucketRestore:
             return
         store = pending.store
         self.pump(0.0)
-        while self.spooled and self.spooled + pending.size > self._spool_limit(store) and not self.cancelled.is_set():
+        while self.spooled and self.spooled + pending.size > store.opts.prefetch_memory and not self.cancelled.is_set():
             self.pump(0.2)
         if self.cancelled.is_set() or self.setup_error or not self._ensure_helper(store):
             if not (self.cancelled.is_set() or self.setup_error):
@@ -146,16 +146,13 @@ class BucketRestore:
         pending.seq = self.seq
         spec = {"bucket": pending.bucket, "key": pending.key, "path": pending.part.path, "size": pending.size,
                 "mtime": pending.mtime, "meta": [list(p) for p in pending.meta],
-                "replace": self.replace, "keep_class": store.keep_class}
+                "replace": pending.replace, "keep_class": store.keep_class}
         store.in_flight[pending.seq] = pending
         self.spooled += pending.size
         try:
             store.helper.send(("put", pending.seq, spec))
         except (OSError, ValueError):
             self._helper_died(store, "the upload process ended unexpectedly")
-
-    def _spool_limit(self, store):
-        return store.opts.prefetch_memory
 
     def abandon(self):
         """Drop the object being written (write error, cancel)."""
@@ -196,13 +193,15 @@ class BucketRestore:
             helper = Helper("bareos-libcloud-upload", uploader_main, self._config(store), self.python,
                             self.cancelled)
         except HelperStartError as exc:
-            store.why_not = str(exc)
+            store.why_not = self.setup_error = str(exc)  # the interpreter cannot run helpers: fatal
             return False
         deadline = time.monotonic() + max(60.0, store.opts.timeout)
         while not helper.ready(0.2):
             if self.cancelled.is_set() or time.monotonic() > deadline or not helper.process.is_alive():
                 helper.stop(grace=0.5)
                 store.why_not = "the upload process did not start"
+                if not self.cancelled.is_set():
+                    self.setup_error = store.why_not
                 return False
         try:
             reply = helper.conn.recv()
@@ -309,7 +308,7 @@ class BucketRestore:
             self.spool_dir = None
         if not self.stores:
             return
-        text = "%s into buckets" % _count(self.stored, "object", "uploaded")
+        text = "%s (%s) into buckets" % (_count(self.stored, "object", "uploaded"), size_text(self.bytes_stored))
         if self.kept:
             text += ", %s by the replace setting" % _count(self.kept, "object", "kept")
         if self.failed:
